@@ -1,0 +1,72 @@
+"""The runner contract every backend implements; the pool and the pipeline talk only to this.
+
+    with make_runner(...) as runner:        # load() on enter, unload() on exit
+        out = runner.run({"image": x, "mask": m})   # dict name -> np.ndarray (float32, NCHW)
+        runner.footprint                    # bytes this stage holds while loaded (measured at load)
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+
+import numpy as np
+
+
+class Backend(str, enum.Enum):
+    AUTO = "auto"
+    TENSORRT = "tensorrt"
+    ORT_CUDA = "ort-cuda"
+    ORT_CPU = "ort-cpu"
+    TORCH = "torch"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Runner(abc.ABC):
+    """One stage on one backend. Subclasses implement ``_load``, ``_run`` and ``_unload``."""
+
+    backend: Backend
+
+    def __init__(self, name: str):
+        self.name = name
+        self._loaded = False
+        self.footprint: int = 0  # bytes, measured by _load
+        self.load_count = 0
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._loaded
+
+    def load(self) -> None:
+        if not self._loaded:
+            self._load()
+            self._loaded = True
+            self.load_count += 1
+
+    def unload(self) -> None:
+        if self._loaded:
+            self._unload()
+            self._loaded = False
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self._loaded:
+            self.load()
+        return self._run(feeds)
+
+    def __enter__(self) -> Runner:
+        self.load()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.unload()
+
+    @abc.abstractmethod
+    def _load(self) -> None: ...
+
+    @abc.abstractmethod
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    @abc.abstractmethod
+    def _unload(self) -> None: ...
