@@ -92,7 +92,9 @@ class StageSpec:
     def check_size(self, height: int, width: int) -> None:
         """Raise ValueError if (height, width) is not accepted by this stage."""
         if self.fixed_size is not None and (height, width) != (self.fixed_size, self.fixed_size):
-            raise ValueError(f"stage {self.name} takes {self.fixed_size}x{self.fixed_size} only, got {height}x{width}")
+            raise ValueError(
+                f"stage {self.name} takes {self.fixed_size}x{self.fixed_size} only, got {height}x{width}"
+            )
         if height % self.size_multiple or width % self.size_multiple:
             raise ValueError(
                 f"stage {self.name} needs height and width multiples of {self.size_multiple}, got {height}x{width}"
@@ -125,12 +127,22 @@ STAGES: dict[Stage, StageSpec] = {
     Stage.LAMA: StageSpec(Stage.LAMA, (IMAGE, MASK), (OUTPUT,)),
     Stage.LAMA_DENOISER: StageSpec(Stage.LAMA_DENOISER, (IMAGE, MASK), (OUTPUT,)),
     Stage.MAT: StageSpec(
-        Stage.MAT, (IMAGE, MASK, MAT_Z, MAT_TOKEN_KEEP, MAT_FEATURE_KEEP), (OUTPUT,), size_multiple=512,
-        fixed_size=512, min_size=512, opt_size=512, max_size=512,
+        Stage.MAT,
+        (IMAGE, MASK, MAT_Z, MAT_TOKEN_KEEP, MAT_FEATURE_KEEP),
+        (OUTPUT,),
+        size_multiple=512,
+        fixed_size=512,
+        min_size=512,
+        opt_size=512,
+        max_size=512,
     ),
     Stage.COMBINER: StageSpec(
         Stage.COMBINER,
-        (TensorSpec("lama_image", (N, 3, H, W), Role.IMAGE), TensorSpec("mat_image", (N, 3, H, W), Role.IMAGE), MASK),
+        (
+            TensorSpec("lama_image", (N, 3, H, W), Role.IMAGE),
+            TensorSpec("mat_image", (N, 3, H, W), Role.IMAGE),
+            MASK,
+        ),
         (OUTPUT,),
     ),
     Stage.FINAL_DENOISER: StageSpec(Stage.FINAL_DENOISER, (IMAGE, MASK), (OUTPUT,)),

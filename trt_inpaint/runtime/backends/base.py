@@ -1,8 +1,8 @@
 """The runner contract every backend implements; the pool and the pipeline talk only to this.
 
-    with make_runner(...) as runner:        # load() on enter, unload() on exit
-        out = runner.run({"image": x, "mask": m})   # dict name -> np.ndarray (float32, NCHW)
-        runner.footprint                    # bytes this stage holds while loaded (measured at load)
+with make_runner(...) as runner:        # load() on enter, unload() on exit
+    out = runner.run({"image": x, "mask": m})   # dict name -> np.ndarray (float32, NCHW)
+    runner.footprint                    # bytes this stage holds while loaded (measured at load)
 """
 
 from __future__ import annotations

@@ -1,0 +1,17 @@
+"""Fixtures for the benchmark tests: an engines folder of small ONNX stand-ins (no torch needed)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from standins import write_standins  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def standin_engines(tmp_path_factory) -> Path:
+    return write_standins(tmp_path_factory.mktemp("bench-engines"))

@@ -1,0 +1,101 @@
+"""Export of every stage from the reduced (tiny) models: ONNX checks, ORT vs PyTorch, manifest, reuse."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from trt_inpaint.export import spec as S
+from trt_inpaint.export.build import Exporter, ExportOptions
+from trt_inpaint.export.calibration import CalibrationOptions
+from trt_inpaint.export.engine import Builder
+from trt_inpaint.export.onnx import check_onnx
+from trt_inpaint.models import stages as ST
+
+CAL = CalibrationOptions(size=64, max_images=2)
+SIZES = [(256, 256), (512, 512), (200, 264), (768, 1024)]
+
+
+def _opts(out, **kw) -> ExportOptions:
+    return ExportOptions(out_dir=out, tiny=True, builder=Builder.NONE, calibration=CAL, **kw)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    manifest, reports = Exporter(_opts(out)).run()
+    return out, manifest, reports
+
+
+def _torch_inputs(stage: S.Stage, h: int, w: int, model: torch.nn.Module) -> tuple[torch.Tensor, ...]:
+    ins = ST.example_inputs(stage, 1, h, w, seed=3)
+    if stage is S.Stage.MAT:  # the tiny MAT has its own noise shapes
+        from trt_inpaint.export.calibration import noise_feeds
+
+        noise = noise_feeds(stage, 3, model.generator.noise_shapes())
+        ins = ins[:2] + tuple(torch.from_numpy(noise[t.name]) for t in S.spec(stage).inputs[2:])
+    return ins
+
+
+def test_every_stage_exported_and_checked(tiny):
+    out, manifest, reports = tiny
+    assert [r.stage for r in reports] == list(S.Stage)
+    for stage in S.Stage:
+        model = check_onnx(out / S.onnx_filename(stage, S.Precision.FP32), stage)
+        assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+        assert not {n.op_type for n in model.graph.node} & {"DFT", "STFT"}
+        image = next(i for i in model.graph.input if i.name == S.spec(stage).input_names[0])
+        dims = [d.dim_param or d.dim_value for d in image.type.tensor_type.shape.dim]
+        assert dims == (["N", 3, 512, 512] if stage is S.Stage.MAT else ["N", 3, "H", "W"])
+        check_onnx(out / S.onnx_filename(stage, S.Precision.FP16), stage)
+        rec = manifest.stages[stage.value]
+        assert rec.random_init and rec.source["tiny"]
+        fp16 = rec.artefacts["onnx_fp16"].info
+        assert fp16["verification"]["passed"] and fp16["verification"]["nonfinite"] == 0
+        assert isinstance(fp16["fp32_islands"], list)
+    data = json.loads((out / S.MANIFEST_NAME).read_text())
+    assert data["random_init"] is True and "RANDOM" in data["warning"]
+    assert data["stages"]["lama"]["inputs"][0]["name"] == "image"
+
+
+@pytest.mark.parametrize("stage", list(S.Stage))
+def test_ort_fp32_and_fp16_match_torch(tiny, stage):
+    import onnxruntime as ort
+
+    out, _, _ = tiny
+    model = ST.random_stage(stage, seed=0, tiny=True)  # torch.fft reference (the ONNX has the matmul DFT)
+    sessions = {
+        p: ort.InferenceSession(str(out / S.onnx_filename(stage, p)), providers=["CPUExecutionProvider"])
+        for p in S.Precision
+    }
+    sizes = [(512, 512)] if stage is S.Stage.MAT else SIZES
+    for h, w in sizes:
+        ins = _torch_inputs(stage, h, w, model)
+        with torch.no_grad():
+            ref = model(*ins).numpy()
+        feeds = {n: x.numpy() for n, x in zip(S.spec(stage).input_names, ins, strict=True)}
+        got32 = sessions[S.Precision.FP32].run(None, feeds)[0]
+        assert np.abs(got32 - ref).max() <= 1e-3, (stage, h, w)
+        got16 = sessions[S.Precision.FP16].run(None, feeds)[0]
+        assert np.isfinite(got16).all()
+        mse = float(np.mean((got16.astype(np.float64) - ref) ** 2))
+        assert 10 * np.log10(1 / max(mse, 1e-20)) >= 40, (stage, h, w)
+
+
+def test_rerun_reuses_and_rebuilds_stale(tiny, tmp_path):
+    out, _, _ = tiny
+    _, reports = Exporter(_opts(out)).run()
+    assert {r.status for r in reports} == {"reused"}
+    # another calibration set: the fp16 ONNX is stale, the fp32 ONNX is not
+    _, reports = Exporter(_opts(out, stages=(S.Stage.LAMA_DENOISER,), calibration=CalibrationOptions(size=64, max_images=1))).run()
+    assert reports[0].status == "built (onnx_fp16)"
+    # a damaged file is rebuilt
+    path = out / S.onnx_filename(S.Stage.FINAL_DENOISER, S.Precision.FP32)
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    _, reports = Exporter(_opts(out, stages=(S.Stage.FINAL_DENOISER,))).run()
+    assert reports[0].status.startswith("built (onnx_fp32")
+    onnx.checker.check_model(str(path))

@@ -1,0 +1,94 @@
+"""Small stand-in stage models written directly as ONNX (no torch), with the spec's names and shapes.
+
+Each stage: output = mask * sigmoid(f(inputs)) + (1 - mask) * first image input, where f is two 1x1
+convolutions plus a per-image term through two wide matrices (so the weights have a real, tunable size)
+and, for MAT, a term from every noise input. Deterministic weights from ``seed``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from trt_inpaint.export.spec import MANIFEST_NAME, STAGES, Precision, Role, Stage, onnx_filename, spec
+
+OPSET = 17
+
+
+def _value_info(t) -> onnx.ValueInfoProto:
+    dims = [d if isinstance(d, int) else d for d in t.shape]
+    return helper.make_tensor_value_info(t.name, TensorProto.FLOAT, dims)
+
+
+def standin_model(stage: Stage, width: int = 100_000, seed: int = 0) -> onnx.ModelProto:
+    s = spec(stage)
+    rng = np.random.default_rng([seed, list(STAGES).index(stage)])
+    images = [t.name for t in s.inputs if t.role is Role.IMAGE]
+    noise = [t for t in s.inputs if t.role is Role.NOISE]
+    cin = 3 * len(images) + 1
+    inits = {
+        "w1": rng.standard_normal((8, cin, 1, 1)).astype(np.float32) * 0.5,
+        "b1": rng.standard_normal(8).astype(np.float32) * 0.1,
+        "w2": rng.standard_normal((3, 8, 1, 1)).astype(np.float32) * 0.5,
+        "b2": rng.standard_normal(3).astype(np.float32) * 0.1,
+        "wa": (rng.standard_normal((3, width)) / np.sqrt(3)).astype(np.float32),
+        "wb": (rng.standard_normal((width, 3)) / np.sqrt(width)).astype(np.float32),
+        "one": np.ones(1, np.float32),
+        "shape4": np.array([-1, 3, 1, 1], np.int64),
+        "shape1": np.array([-1, 1, 1, 1], np.int64),
+    }
+    n = helper.make_node
+    nodes = [
+        n("Concat", [*images, "mask"], ["x"], axis=1),
+        n("Conv", ["x", "w1", "b1"], ["h1"]),
+        n("Relu", ["h1"], ["h1r"]),
+        n("Conv", ["h1r", "w2", "b2"], ["h2"]),
+        n("ReduceMean", [images[0]], ["g"], axes=[2, 3], keepdims=0),
+        n("MatMul", ["g", "wa"], ["ga"]),
+        n("Tanh", ["ga"], ["gt"]),
+        n("MatMul", ["gt", "wb"], ["gb"]),
+        n("Reshape", ["gb", "shape4"], ["gr"]),
+        n("Add", ["h2", "gr"], ["h3"]),
+    ]
+    last = "h3"
+    for i, t in enumerate(noise):
+        axes = list(range(1, len(t.shape)))
+        nodes += [
+            n("ReduceMean", [t.name], [f"n{i}"], axes=axes, keepdims=0),
+            n("Reshape", [f"n{i}", "shape1"], [f"n{i}r"]),
+            n("Add", [last, f"n{i}r"], [f"h3n{i}"]),
+        ]
+        last = f"h3n{i}"
+    nodes += [
+        n("Sigmoid", [last], ["pred"]),
+        n("Sub", ["one", "mask"], ["keep"]),
+        n("Mul", ["mask", "pred"], ["a"]),
+        n("Mul", ["keep", images[0]], ["b"]),
+        n("Add", ["a", "b"], [s.output_names[0]]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        f"standin_{s.name}",
+        [_value_info(t) for t in s.inputs],
+        [_value_info(t) for t in s.outputs],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def write_standins(folder: Path, width: int = 100_000, seed: int = 0, stages=tuple(Stage)) -> Path:
+    """fp32 stand-ins for ``stages`` in ``folder`` (created), plus a minimal manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for st in stages:
+        onnx.save(standin_model(st, width, seed), str(folder / onnx_filename(st, Precision.FP32)))
+    (folder / MANIFEST_NAME).write_text(
+        json.dumps({"stages": {st.value: {"standin": True} for st in stages}})
+    )
+    return folder

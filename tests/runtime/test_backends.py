@@ -1,0 +1,107 @@
+"""Backends and their selection: what runs here, what does not and why, and damaged engine files."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from standins import standin_model, write_standins
+
+from trt_inpaint.errors import BackendUnavailable, EngineError
+from trt_inpaint.export.spec import MANIFEST_NAME, Precision, Stage, onnx_filename, random_feeds, spec
+from trt_inpaint.runtime.backends.base import Backend
+from trt_inpaint.runtime.backends.onnxruntime import OrtRunner
+from trt_inpaint.runtime.backends.registry import select
+from trt_inpaint.runtime.engines import EngineDir
+from trt_inpaint.runtime.gpu import gpu_problem
+
+ALL = list(Stage)
+
+
+def test_auto_picks_a_backend_and_says_why_faster_ones_were_passed_over(engines):
+    sel = select(Backend.AUTO, EngineDir(engines), ALL)
+    if gpu_problem():  # this machine: no GPU
+        assert sel.backend is Backend.ORT_CPU and sel.precision is Precision.FP32
+        assert set(sel.passed_over) == {Backend.TENSORRT, Backend.ORT_CUDA}
+        assert all(sel.passed_over.values())
+        assert "auto passed over tensorrt" in sel.describe()
+
+
+def test_tensorrt_without_gpu_is_unavailable_with_reason(engines):
+    if gpu_problem() is None:
+        pytest.skip("a GPU is visible: this test is about machines without one")
+    with pytest.raises(BackendUnavailable, match="backend tensorrt cannot run: no NVIDIA"):
+        select(Backend.TENSORRT, EngineDir(engines), ALL)
+
+
+def test_ort_cpu_prefers_fp32_and_falls_back_to_fp16(tmp_path):
+    folder = tmp_path / "e"
+    folder.mkdir()
+    import onnx
+
+    onnx.save(standin_model(Stage.LAMA, 100), str(folder / onnx_filename(Stage.LAMA, Precision.FP16)))
+    sel = select(Backend.ORT_CPU, EngineDir(folder), [Stage.LAMA])
+    assert sel.precision is Precision.FP16
+    with pytest.raises(EngineError, match=r"lama.fp32.onnx.*export-engines"):
+        select(Backend.ORT_CPU, EngineDir(folder), [Stage.LAMA], Precision.FP32)
+
+
+def test_file_size_differing_from_manifest_is_an_engine_error(tmp_path, engines):
+    folder = tmp_path / "e"
+    shutil.copytree(engines, folder)
+    name = onnx_filename(Stage.LAMA, Precision.FP32)
+    manifest = {"format": 1, "stages": {"lama": {"artefacts": {"onnx_fp32": {"file": name, "bytes": 12}}}}}
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(EngineError, match="manifest recorded 12"):
+        select(Backend.ORT_CPU, EngineDir(folder), [Stage.LAMA])
+
+
+def test_ort_runner_contract(engines):
+    stage = Stage.MAT
+    s = spec(stage)
+    feeds = random_feeds(stage, 1, 0)
+    rng = np.random.default_rng(0)
+    feeds["image"] = rng.random((1, 3, 512, 512), dtype=np.float32)
+    feeds["mask"] = (rng.random((1, 1, 512, 512)) < 0.3).astype(np.float32)
+    runner = OrtRunner(stage, engines / onnx_filename(stage, Precision.FP32))
+    assert not runner.is_loaded
+    with runner:
+        assert runner.is_loaded and runner.footprint >= runner.estimate_footprint() > 0
+        out = runner.run(feeds)[s.output_names[0]]
+    assert not runner.is_loaded and runner.load_count == 1
+    keep = feeds["mask"] == 0
+    assert out.shape == (1, 3, 512, 512)
+    assert np.array_equal(
+        np.broadcast_to(keep, out.shape) * out, np.broadcast_to(keep, out.shape) * feeds["image"]
+    )
+
+
+def test_model_with_wrong_tensor_names_is_rejected(tmp_path):
+    folder = write_standins(tmp_path / "e", width=10, stages=(Stage.LAMA,))
+    # a denoiser graph saved under the combiner's name: its inputs do not match the combiner's spec
+    import onnx
+
+    onnx.save(standin_model(Stage.LAMA_DENOISER, 10), str(folder / onnx_filename(Stage.COMBINER, "fp32")))
+    with pytest.raises(EngineError, match="do not match stage combiner"):
+        OrtRunner(Stage.COMBINER, folder / onnx_filename(Stage.COMBINER, "fp32")).load()
+
+
+def test_corrupt_tensorrt_engine_is_an_engine_error(tmp_path):
+    pytest.importorskip("tensorrt_rtx")  # part of the dev install; its runtime deserializes without a GPU
+    from trt_inpaint.runtime.backends.tensorrt import TrtRunner
+
+    path = tmp_path / "lama.fp16.engine"
+    path.write_bytes(b"\x00" * 64 + b"this is no engine" * 10)
+    with pytest.raises(EngineError, match="cannot deserialize the engine") as err:
+        TrtRunner(Stage.LAMA, path, module="tensorrt_rtx").load()
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_engine_from_another_tensorrt_version_is_refused(tmp_path):
+    trt = pytest.importorskip("tensorrt_rtx")
+    from trt_inpaint.runtime.backends.tensorrt import TrtRunner
+
+    path = tmp_path / "lama.fp16.engine"
+    path.write_bytes(b"x")
+    with pytest.raises(EngineError, match=f"this is {trt.__version__}"):
+        TrtRunner(Stage.LAMA, path, module="tensorrt_rtx", expect_version="0.0.1").load()

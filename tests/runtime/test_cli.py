@@ -1,0 +1,130 @@
+"""The trt-inpaint command line on real files with ONNX Runtime CPU stand-in stages."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from trt_inpaint.runtime.cli import main
+from trt_inpaint.samples import sample_pairs
+
+
+@pytest.fixture
+def pair(tmp_path):
+    img, mask = sample_pairs()[0]
+    shutil.copy(img, tmp_path / "photo.jpg")
+    shutil.copy(mask, tmp_path / "photo_mask.png")
+    return tmp_path / "photo.jpg", tmp_path / "photo_mask.png"
+
+
+def test_single_image_writes_same_format_and_json(engines, pair, tmp_path, capsys):
+    img, mask = pair
+    out = tmp_path / "result.png"  # lossless, so the untouched pixels can be compared exactly
+    assert (
+        main([str(img), str(mask), "-o", str(out), "--engines", str(engines), "--json", "--models", "lama"])
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["backend"] == "ort-cpu" and summary["written"] == 1 and summary["loads"] == {"lama": 1}
+    src = cv2.imread(str(img), cv2.IMREAD_UNCHANGED)
+    res = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    hole = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 127
+    assert np.array_equal(res[~hole], src[~hole]) and not np.array_equal(res[hole], src[hole])
+    # default output name: next to the input, same format
+    assert main([str(img), str(mask), "--engines", str(engines), "--models", "lama"]) == 0
+    assert cv2.imread(str(tmp_path / "photo_inpainted.jpg")) is not None
+    assert "backend ort-cpu" in capsys.readouterr().err
+
+
+def test_folder_mode_skips_bad_files_and_reports(engines, tmp_path, capsys):
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    for img, mask in sample_pairs()[:3]:
+        shutil.copy(img, images / img.name)
+        shutil.copy(mask, masks / mask.name)
+    (images / "broken.png").write_bytes(b"not a png")
+    shutil.copy(sample_pairs()[0][1], masks / "broken.png")
+    shutil.copy(sample_pairs()[0][0], images / "orphan.jpg")  # no mask named orphan.*
+    rc = main(["--images", str(images), "--masks", str(masks), "-o", str(out), "--engines", str(engines)])
+    err = capsys.readouterr().err
+    assert rc == 1, "exit code must say that some files failed"
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(p.name for p, _ in sample_pairs()[:3]), "bad files left output behind"
+    assert "broken.png: image is not an image" in err and "orphan.jpg: no mask found" in err
+    assert "3 written" in err and "2 failed" in err and "read" in err  # summary and progress bar
+    rc = main(
+        ["--images", str(images), "--masks", str(masks), "-o", str(out), "--engines", str(engines), "--json"]
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert rc == 1 and summary["failed"] == 2 and summary["written"] == 3
+    assert summary["loads"] == {s: 1 for s in ["lama", "lama_denoiser", "mat", "combiner", "final_denoiser"]}
+
+
+def test_one_mask_for_all_and_empty_mask_copies_input(engines, tmp_path):
+    images, out = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    for img, _ in sample_pairs()[:2]:
+        shutil.copy(img, images / img.name)
+    empty = tmp_path / "empty.png"
+    cv2.imwrite(str(empty), np.zeros((4, 4), np.uint8))
+    rc = main(["--images", str(images), "--masks", str(empty), "-o", str(out), "--engines", str(engines),
+               "--resize-mask", "--no-progress"])  # fmt: skip
+    assert rc == 0
+    for img, _ in sample_pairs()[:2]:
+        assert (out / img.name).read_bytes() == img.read_bytes(), "empty mask must leave the input unchanged"
+
+
+@pytest.mark.parametrize(
+    "make, code, text",
+    [("missing_image", 2, "image not found"), ("empty_image", 2, "empty file"),
+     ("mask_size", 2, "use --resize-mask"), ("no_engines", 4, "export-engines --out"),
+     ("tensorrt_here", 5, "backend tensorrt cannot run")],
+)  # fmt: skip
+def test_errors_are_one_line_nonzero_and_leave_no_output(engines, pair, tmp_path, capsys, make, code, text):
+    img, mask = pair
+    out = tmp_path / "out.jpg"
+    eng = engines
+    extra = []
+    if make == "missing_image":
+        img = tmp_path / "nope.jpg"
+    elif make == "empty_image":
+        img = tmp_path / "empty.jpg"
+        img.write_bytes(b"")
+    elif make == "mask_size":
+        cv2.imwrite(str(mask), np.full((10, 10), 255, np.uint8))
+    elif make == "no_engines":
+        eng = tmp_path / "engines"
+    elif make == "tensorrt_here":
+        extra = ["--backend", "tensorrt"]
+    rc = main([str(img), str(mask), "-o", str(out), "--engines", str(eng), *extra])
+    lines = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in lines if line.startswith("trt-inpaint: error:")]
+    assert rc == code
+    assert len(err) == 1 and text in err[0] and "Traceback" not in "".join(lines), lines
+    assert not out.exists() and not list(tmp_path.glob(".out.jpg*")), "an output file was left behind"
+
+
+def test_stage_over_budget_exits_before_work(engines, pair, tmp_path, capsys):
+    img, mask = pair
+    rc = main(
+        [
+            str(img),
+            str(mask),
+            "-o",
+            str(tmp_path / "o.jpg"),
+            "--engines",
+            str(engines),
+            "--memory-budget",
+            "1KiB",
+        ]
+    )
+    assert rc == 6 and "memory budget" in capsys.readouterr().err and not (tmp_path / "o.jpg").exists()
+
+
+def test_usage_errors(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["only_one_file.png"])
+    assert e.value.code == 2 and "IMG MASK" in capsys.readouterr().err

@@ -1,0 +1,69 @@
+"""The ONNX Runtime path never imports torch: checked in fresh interpreters, not with mocks."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from trt_inpaint.samples import sample_pairs
+
+BLOCK_TORCH = """
+import importlib.abc, sys
+class _NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError("No module named 'torch' (blocked by the test)", name="torch")
+        return None
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+RUN_CLI = """
+import sys
+import trt_inpaint.runtime
+from trt_inpaint.runtime.cli import main
+rc = main([{img!r}, {mask!r}, "-o", {out!r}, "--engines", {engines!r}, "--backend", {backend!r}])
+assert rc == 0, rc
+assert "onnxruntime" in sys.modules, "the run did not use ONNX Runtime"
+bad = sorted(m for m in ("torch", "tensorrt", "tensorrt_rtx") if m in sys.modules)
+assert not bad, f"the ort-cpu path imported {{bad}}"
+print("NO-TORCH-OK")
+"""
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def _code(tmp_path: Path, engines: Path, backend: str) -> str:
+    img, mask = sample_pairs()[0]
+    return RUN_CLI.format(img=str(img), mask=str(mask), out=str(tmp_path / "o.png"), engines=str(engines),
+                          backend=backend)  # fmt: skip
+
+
+def test_ort_cpu_run_does_not_import_torch(tmp_path, engines):
+    proc = _run(_code(tmp_path, engines, "ort-cpu"))
+    assert proc.returncode == 0 and "NO-TORCH-OK" in proc.stdout, proc.stderr[-2000:]
+    assert (tmp_path / "o.png").is_file()
+
+
+def test_auto_runs_with_torch_absent(tmp_path, engines):
+    proc = _run(BLOCK_TORCH + _code(tmp_path, engines, "auto"))
+    assert proc.returncode == 0 and "NO-TORCH-OK" in proc.stdout, proc.stderr[-2000:]
+    assert "backend ort-cpu" in proc.stderr
+
+
+def test_torch_backend_without_torch_says_why(tmp_path, engines):
+    code = BLOCK_TORCH + _code(tmp_path, engines, "torch").replace("assert rc == 0, rc", "assert rc == 5, rc")
+    code = code.replace('assert "onnxruntime" in sys.modules, "the run did not use ONNX Runtime"', "")
+    proc = _run(code)
+    assert proc.returncode == 0 and "NO-TORCH-OK" in proc.stdout, proc.stderr[-2000:]
+    assert "torch is not installed" in proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_importing_the_runtime_is_light():
+    proc = _run(
+        "import sys, trt_inpaint.runtime, trt_inpaint.runtime.cli, trt_inpaint.runtime.api\n"
+        "heavy = [m for m in ('torch', 'onnxruntime', 'tensorrt', 'tensorrt_rtx') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]

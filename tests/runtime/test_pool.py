@@ -1,0 +1,97 @@
+"""Engine swapping under a memory budget with ONNX Runtime CPU stages (stand-ins with ~23 MB of weights)."""
+
+import cv2
+import numpy as np
+import pytest
+from standins import write_standins
+
+from trt_inpaint.errors import BudgetError
+from trt_inpaint.export.spec import Stage
+from trt_inpaint.runtime.api import Inpainter
+from trt_inpaint.runtime.store import IntermediateStore
+
+
+@pytest.fixture(scope="module")
+def heavy(tmp_path_factory):
+    return write_standins(tmp_path_factory.mktemp("heavy"), width=1_000_000)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, samples):
+    """Three (image, mask) PNG pairs and the unlimited-budget reference results for them."""
+    d = tmp_path_factory.mktemp("folder")
+    triples = []
+    for img, mask, name in samples[:3]:
+        cv2.imwrite(str(d / f"{name}.png"), img[..., ::-1])
+        cv2.imwrite(str(d / f"{name}.mask.png"), mask)
+        triples.append((d / f"{name}.png", d / f"{name}.mask.png", name))
+    return triples
+
+
+def _run(heavy, folder, out_dir, budget, **kw):
+    out_dir.mkdir()
+    with Inpainter(engines=heavy, backend="ort-cpu", memory_budget=budget, **kw) as inp:
+        report = inp.inpaint_files([(i, m, out_dir / f"{n}.png") for i, m, n in folder])
+        assert not report.failed, report.failed
+        pool = inp.pool
+    outs = [cv2.imread(str(out_dir / f"{n}.png"), cv2.IMREAD_UNCHANGED) for _, _, n in folder]
+    return pool, outs
+
+
+@pytest.fixture(scope="module")
+def unlimited(heavy, folder, tmp_path_factory):
+    return _run(heavy, folder, tmp_path_factory.mktemp("u") / "out", None)
+
+
+def test_budget_below_total_swaps_within_budget_and_changes_nothing(heavy, folder, unlimited, tmp_path):
+    ref_pool, ref = unlimited
+    fps = ref_pool.stats.footprints
+    total, biggest = sum(fps.values()), max(fps.values())
+    assert ref_pool.stats.evictions == 0 and ref_pool.stats.peak_used == total
+    for budget in (int(biggest * 1.3), int(biggest * 2.6)):  # one stage, or two, at a time
+        assert budget < total
+        pool, outs = _run(heavy, folder, tmp_path / str(budget), budget)
+        assert pool.stats.loads == {s: 1 for s in Stage}, "stage-major: one load per stage for the folder"
+        assert pool.stats.evictions > 0
+        assert all(e.used <= budget for e in pool.events), [
+            (e.kind, e.stage.value, e.used) for e in pool.events
+        ]
+        assert pool.stats.peak_used <= budget
+        for a, b in zip(outs, ref, strict=True):
+            assert np.array_equal(a, b), "results differ from the unlimited-budget run"
+
+
+def test_budget_that_holds_everything_swaps_nothing(heavy, folder, unlimited, tmp_path):
+    total = sum(unlimited[0].stats.footprints.values())
+    pool, _ = _run(heavy, folder, tmp_path / "all", int(total * 1.5))
+    assert pool.stats.evictions == 0 and pool.stats.loads == {s: 1 for s in Stage}
+
+
+def test_stage_bigger_than_budget_fails_before_any_work(heavy):
+    with pytest.raises(BudgetError, match=r"stage lama needs .* budget is 10.0 MiB") as err:
+        Inpainter(engines=heavy, backend="ort-cpu", memory_budget="10MiB")
+    assert "\n" not in str(err.value)
+
+
+def test_intermediates_spill_to_disk_beyond_the_cap(heavy, folder, unlimited, tmp_path):
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    (tmp_path / "out").mkdir()
+    cap = 5 * 2**20
+    with Inpainter(engines=heavy, backend="ort-cpu", host_cache=cap, spill_dir=spill) as inp:
+        report = inp.inpaint_files([(i, m, tmp_path / "out" / f"{n}.png") for i, m, n in folder])
+    assert not report.failed and report.spilled > 0 and report.peak_host_bytes <= cap
+    assert list(spill.iterdir()) == [], "the spill folder was not cleaned up"
+    for (_, _, n), ref in zip(folder, unlimited[1], strict=True):
+        assert np.array_equal(cv2.imread(str(tmp_path / "out" / f"{n}.png"), cv2.IMREAD_UNCHANGED), ref)
+
+
+def test_store_roundtrip(tmp_path):
+    with IntermediateStore(cap=100, spill_dir=tmp_path) as store:
+        small, big = np.arange(5, dtype=np.float32), np.arange(1000, dtype=np.float32)
+        store.put("a", small)
+        store.put("b", big)
+        assert store.spilled == 1 and store.in_memory == small.nbytes
+        assert np.array_equal(store.get("b"), big) and np.array_equal(store.get("a"), small)
+        store.drop("b")
+        assert "b" not in store

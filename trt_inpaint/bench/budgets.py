@@ -1,0 +1,175 @@
+"""The runtime's engine pool under memory budgets: loads, swaps (evictions) and what they cost.
+
+Each budget gets a fresh pool of the backend's runners, wrapped so that every load and unload is timed and
+marked on the memory timeline. Modes: ``folder`` runs the images stage-major as ``trt-inpaint --images``
+does (one load per stage at most); ``one-by-one`` runs them as separate requests on one pool, where a
+budget below the total forces reloads for every image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from trt_inpaint.bench.inputs import sample_batch
+from trt_inpaint.bench.memory import RssSampler
+from trt_inpaint.bench.timing import clock
+from trt_inpaint.export.spec import PIPELINES, Pipeline, Stage
+from trt_inpaint.runtime.backends.base import Runner
+from trt_inpaint.runtime.pipeline import output_key, put_inputs, run_stage_major
+from trt_inpaint.runtime.pool import EnginePool
+from trt_inpaint.runtime.store import IntermediateStore
+from trt_inpaint.runtime.units import format_bytes, parse_bytes
+
+SEED = 0
+
+
+class TimedRunner(Runner):
+    """Delegates to ``inner``; logs (kind, stage, seconds) of each load/unload and marks the timeline."""
+
+    def __init__(self, inner: Runner, sampler: RssSampler, log: list[tuple[str, str, float]]):
+        super().__init__(inner.name)
+        self.inner, self.sampler, self.log = inner, sampler, log
+        self.backend = inner.backend
+
+    def estimate_footprint(self) -> int:
+        fn = getattr(self.inner, "estimate_footprint", None)
+        return int(fn()) if fn else 0
+
+    closing = False  # set before the pool closes: those unloads are not swaps
+
+    def _load(self) -> None:
+        t0 = clock()
+        self.inner.load()
+        self.log.append(("load", self.name, clock() - t0))
+        self.footprint = self.inner.footprint
+        reload = self.load_count > 0  # Runner.load counts after _load returns
+        self.sampler.mark(f"{'reload' if reload else 'load'} {self.name}", "swap-in" if reload else "load")
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.inner.run(feeds)
+
+    def _unload(self) -> None:
+        t0 = clock()
+        self.inner.unload()
+        self.log.append(("close" if self.closing else "unload", self.name, clock() - t0))
+        self.sampler.mark(f"unload {self.name}", "unload" if self.closing else "swap-out")
+
+
+def resolve_budget(name: str, footprints: dict[Stage, int]) -> int | None:
+    """Bytes (None: unlimited) for a budget name: all = unlimited; half = half the total, at least the
+    largest stage; tight = the largest stage plus 5 %; or a size such as 3GiB."""
+    total, largest = sum(footprints.values()), max(footprints.values(), default=0)
+    if name == "all":
+        return None
+    if name == "half":
+        return max(total // 2, int(largest * 1.05))
+    if name == "tight":
+        return int(largest * 1.05)
+    return parse_bytes(name)
+
+
+def _reload_seconds(log: list[tuple[str, str, float]]) -> float:
+    """Seconds spent loading a stage again after the budget evicted it (its first load excluded)."""
+    seen: set[str] = set()
+    total = 0.0
+    for kind, name, dt in log:
+        if kind == "load":
+            total += dt if name in seen else 0.0
+            seen.add(name)
+    return total
+
+
+def _run(
+    factory: Callable[[Stage], Runner],
+    pipeline: Pipeline,
+    budget: int | None,
+    images: list[tuple[np.ndarray, np.ndarray]],
+    one_by_one: bool,
+    sampler: RssSampler,
+) -> tuple[dict, dict[Stage, int]]:
+    log: list[tuple[str, str, float]] = []
+    stages = [c.stage for c in PIPELINES[pipeline]]
+    runners = {s: TimedRunner(factory(s), sampler, log) for s in stages}
+    pool = EnginePool(dict(runners), budget)
+    pool.check(stages)
+    store = IntermediateStore(cap=None)
+    names = [f"img{i}" for i in range(len(images))]
+    for n, (im, m) in zip(names, images, strict=True):
+        put_inputs(store, n, im, m)
+    w = sampler.window_start("budget")
+    t0 = clock()
+    try:
+        batches = [[n] for n in names] if one_by_one else [names]
+        for items in batches:
+            rep = run_stage_major(pool, pipeline, items, store, SEED)
+            if rep.failures:
+                raise RuntimeError(f"pipeline failed: {next(iter(rep.failures.values()))}")
+        total = clock() - t0
+        outputs_ok = all(output_key(pipeline, n) in store for n in names)
+    finally:
+        for r in runners.values():
+            r.closing = True
+        pool.close()
+        store.close()
+    w = sampler.window_end(w)
+    loads = sum(pool.stats.loads.values())
+    unload_s = [dt for k, _, dt in log if k == "unload"]
+    row = {
+        "budget": budget,
+        "budget_text": format_bytes(budget),
+        "mode": "one-by-one" if one_by_one else "folder",
+        "images": len(images),
+        "loads": loads,
+        "reloads": loads - len(pool.stats.loads),
+        "swaps": pool.stats.evictions,
+        "load_s": sum(dt for k, _, dt in log if k == "load"),
+        "swap_in_s": _reload_seconds(log),
+        "swap_out_s": sum(unload_s),
+        "total_s": total,
+        "peak_accounted": pool.stats.peak_used,
+        "peak_rss": w.peak_rss,
+        "within_budget": budget is None or pool.stats.peak_used <= budget,
+        "outputs_ok": outputs_ok,
+        "footprints": {s.value: n for s, n in pool.stats.footprints.items()},
+    }
+    return row, dict(pool.stats.footprints)
+
+
+def bench_budgets(
+    factory: Callable[[Stage], Runner],
+    pipeline: Pipeline,
+    size: int,
+    budgets: list[str | int | None],
+    n_images: int,
+    sampler: RssSampler,
+    progress: Callable[[str], None] = lambda m: None,
+) -> list[dict]:
+    """One row per (budget, mode). The unlimited budget runs first (after a warm-up pass): the footprints
+    it measures size the named budgets."""
+    image, mask = sample_batch(size, n_images)
+    images = [(image[i : i + 1], mask[i : i + 1]) for i in range(n_images)]
+    names = [b if isinstance(b, str) else format_bytes(b) for b in budgets]
+    sampler.mark("budgets", "phase")
+    progress("budget all: warm-up")  # first loads in a process measure more than later ones: not reported
+    _run(factory, pipeline, None, images[:1], False, sampler)
+    progress("budget all: folder")
+    base, footprints = _run(factory, pipeline, None, images, False, sampler)
+    base["budget_name"] = "all"
+    rows = [base] if "all" in names or not names else []
+    for name in names:
+        if name == "all":
+            continue
+        budget = resolve_budget(name, footprints) if isinstance(name, str) else name
+        modes = (False, True) if name == "tight" else (False,)
+        for one in modes:
+            progress(f"budget {name} ({format_bytes(budget)}): {'one-by-one' if one else 'folder'}")
+            row, _ = _run(factory, pipeline, budget, images, one, sampler)
+            row["budget_name"] = name
+            rows.append(row)
+    for r in rows:
+        r["budget_text"] = f"{r['budget_name']} ({r['budget_text']})"
+        r["overhead_vs_all"] = r["total_s"] / base["total_s"] - 1.0
+        r["note"] = f"{r['mode']}; {r['overhead_vs_all'] * 100:+.0f}% time vs all resident"
+    return rows

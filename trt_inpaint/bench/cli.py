@@ -1,0 +1,301 @@
+"""inpaint-bench: every backend side by side, per stage and end to end, against this machine's limit.
+
+    inpaint-bench --engines engines/ --out benchmarks/reports/NAME [--quick]
+
+Writes report.json, report.md and report.png into --out and prints the main table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from trt_inpaint.bench.backends import BY_KEY, DEFAULT_KEYS, TABLE, lookup, unavailable_reason
+from trt_inpaint.bench.config import QUICK_SIZES, BenchConfig
+from trt_inpaint.bench.worker import PROGRESS_PREFIX, Job
+from trt_inpaint.errors import EngineError, InputError, TrtInpaintError
+from trt_inpaint.export.spec import PIPELINES, Pipeline, Stage, onnx_filename, spec
+from trt_inpaint.export.spec import Precision as P
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"need positive integers: {text!r}")
+    return vals
+
+
+def _keys(text: str) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in text.split(",") if k.strip())
+    try:
+        lookup(keys)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return keys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="inpaint-bench",
+        description="Latency, throughput, memory and share of the machine's peak, per stage and end to end, "
+        "for every backend side by side. Unavailable backends are listed with the reason.",
+    )
+    p.add_argument("--engines", type=Path, default=Path("engines"), help="folder written by export-engines")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default benchmarks/reports/local)")
+    p.add_argument("--backends", type=_keys, default=DEFAULT_KEYS, help=f"comma list of {', '.join(BY_KEY)}")
+    p.add_argument("--pipeline", choices=[x.value for x in Pipeline], default="ensemble")
+    p.add_argument("--size", type=int, default=512, help="working size for per-stage and end-to-end rows")
+    p.add_argument(
+        "--sizes", type=_ints, default=None, help="scaling sizes of LaMa alone (default 256,512,1024,2048)"
+    )
+    p.add_argument("--scaling-backends", type=_keys, default=None)
+    p.add_argument("--batch", type=_ints, default=None, help="batch sizes for throughput (default 1,4)")
+    p.add_argument("--batch-backends", type=_keys, default=None)
+    p.add_argument(
+        "--budgets",
+        default=None,
+        help="memory budgets for the swap measurement: all, half, tight or sizes like 3GiB (comma list)",
+    )
+    p.add_argument("--budget-backend", default="ort-cpu-fp32", choices=list(BY_KEY))
+    p.add_argument("--budget-images", type=int, default=None)
+    p.add_argument("--runs", type=int, default=None, help="timed runs after warm-up (default 5, quick 2)")
+    p.add_argument(
+        "--warmup", type=int, default=None, help="untimed runs after the first run (default 1, quick 0)"
+    )
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
+    p.add_argument("--peak-n", type=int, default=2048, help="side of the square fp32 matmul for the peak")
+    p.add_argument("--quick", action="store_true", help="fewer runs and sizes: a few minutes on a 2-core CPU")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--name", default=None, help="report title (default: the --out folder name)")
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> BenchConfig:
+    q = a.quick
+    out = a.out or Path("benchmarks/reports/local")
+    cfg = BenchConfig(
+        engines=a.engines,
+        out=out,
+        backends=a.backends,
+        pipeline=Pipeline(a.pipeline),
+        size=a.size,
+        sizes=a.sizes or (QUICK_SIZES if q else BenchConfig.sizes),
+        batches=a.batch or ((1,) if q else BenchConfig.batches),
+        budgets=tuple(x.strip() for x in a.budgets.split(",")) if a.budgets else BenchConfig.budgets,
+        budget_backend=a.budget_backend,
+        budget_images=a.budget_images or (1 if q else 2),
+        warmup=a.warmup if a.warmup is not None else (0 if q else 1),
+        runs=a.runs or (2 if q else 5),
+        threads=a.threads or os.cpu_count(),
+        quick=q,
+        plot=not a.no_plot,
+        name=a.name or out.name,
+        peak_n=a.peak_n,
+    )
+    if a.scaling_backends is not None:
+        cfg.scaling_backends = a.scaling_backends
+    if a.batch_backends is not None:
+        cfg.batch_backends = a.batch_backends
+    if cfg.runs < 1 or cfg.warmup < 0 or cfg.budget_images < 1:
+        raise InputError("--runs and --budget-images must be >= 1, --warmup >= 0")
+    for stage in _pipeline_stages(cfg):
+        try:
+            spec(stage).check_size(cfg.size, cfg.size)
+        except ValueError as e:
+            raise InputError(f"--size {cfg.size}: {e}") from None
+    return cfg
+
+
+def _pipeline_stages(cfg: BenchConfig) -> tuple[Stage, ...]:
+    return tuple(c.stage for c in PIPELINES[cfg.pipeline])
+
+
+def check_engines(cfg: BenchConfig) -> None:
+    """One-line error with the export command when the fp32 ONNX files the benchmark reads are missing."""
+    stages = set(_pipeline_stages(cfg)) | {Stage(cfg.scaling_stage)}
+    missing = [
+        onnx_filename(s, P.FP32)
+        for s in sorted(stages)
+        if not (cfg.engines / onnx_filename(s, P.FP32)).is_file()
+    ]
+    if missing:
+        raise EngineError(
+            f"engines folder {cfg.engines} lacks {', '.join(missing)}: build them with "
+            f"export-engines --out {cfg.engines} (add --random-init for random weights)"
+        )
+
+
+def count_flops(cfg: BenchConfig, progress) -> dict:
+    from trt_inpaint.bench.flops import count_file
+
+    wanted: dict[Stage, set[int]] = {s: {cfg.size} for s in _pipeline_stages(cfg)}
+    sc = Stage(cfg.scaling_stage)
+    wanted.setdefault(sc, set()).update(x for x in cfg.sizes if spec(sc).fixed_size in (None, x))
+    out: dict[str, dict[str, dict]] = {}
+    for stage, sizes in wanted.items():
+        for size in sorted(sizes):
+            progress(f"FLOPs {stage.value} {size}x{size}")
+            shapes = {t.name: t.concrete(1, size, size) for t in spec(stage).inputs}
+            try:
+                fc = count_file(cfg.engines / onnx_filename(stage, P.FP32), shapes)
+                entry = {**fc.to_dict(), "complete": fc.complete}
+            except Exception as e:  # a graph we cannot count is reported, never fatal
+                entry = {
+                    "total": 0.0,
+                    "by_op": {},
+                    "complete": False,
+                    "unknown_count": -1,
+                    "error": str(e)[:300],
+                }
+            out.setdefault(stage.value, {})[str(size)] = entry
+    return out
+
+
+def job_for(cfg: BenchConfig, key: str) -> Job:
+    return Job(
+        backend=key,
+        engines=str(cfg.engines),
+        pipeline=cfg.pipeline.value,
+        size=cfg.size,
+        batches=list(cfg.batches) if key in cfg.batch_backends else [1],
+        warmup=cfg.warmup,
+        runs=cfg.runs,
+        scaling_stage=cfg.scaling_stage,
+        scaling_sizes=list(cfg.sizes) if key in cfg.scaling_backends else [],
+        budgets=list(cfg.budgets) if key == cfg.budget_backend else [],
+        budget_images=cfg.budget_images,
+        threads=cfg.threads,
+        interval=cfg.interval,
+    )
+
+
+def run_worker(job: Job, progress) -> dict:
+    """Run ``job`` in a fresh Python process; progress lines go to ``progress``; keep the stderr tail."""
+    with tempfile.TemporaryDirectory(prefix="inpaint-bench-") as tmp:
+        jp, op = Path(tmp) / "job.json", Path(tmp) / "out.json"
+        jp.write_text(json.dumps(job.to_dict()))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trt_inpaint.bench.worker", str(jp), str(op)],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        tail: list[str] = []
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith(PROGRESS_PREFIX):
+                progress(line[len(PROGRESS_PREFIX) :].strip())
+            else:
+                tail = (tail + [line.rstrip()])[-20:]
+        rc = proc.wait()
+        if op.is_file():
+            return json.loads(op.read_text())
+        last = next((t for t in reversed(tail) if t.strip()), f"exit status {rc}")
+        return {"backend": job.backend, "error": f"worker died (exit status {rc}): {last[:300]}"}
+
+
+def _random_init(engines: Path) -> bool | None:
+    try:
+        m = json.loads((engines / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return bool(m.get("random_init")) if isinstance(m, dict) else None
+
+
+def run_bench(cfg: BenchConfig, log=print) -> dict:
+    """Every measurement; returns the report dict (also written to cfg.out)."""
+    from tqdm import tqdm
+
+    from trt_inpaint.bench.machine import machine_info
+    from trt_inpaint.bench.peak import measure_peak
+    from trt_inpaint.bench.report import headline_ratio, write_report
+
+    check_engines(cfg)
+    rows = [b for b in TABLE if b.key in cfg.backends]
+    stages = _pipeline_stages(cfg)
+    bar = tqdm(total=2 + len(rows), desc="inpaint-bench", unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(msg: str) -> None:
+        bar.set_postfix_str(msg[:60], refresh=True)
+
+    machine = machine_info()
+    load_start = machine["load_average"]
+    progress("fp32 matmul peak")
+    peak = measure_peak(n=cfg.peak_n, threads=cfg.threads)
+    bar.update(1)
+    flops = count_flops(cfg, progress)
+    bar.update(1)
+    backends = []
+    for b in rows:
+        reason = unavailable_reason(b, cfg.engines, stages)
+        entry = {
+            "key": b.key,
+            "label": b.label,
+            "numeric": b.numeric.value,
+            "device": b.device,
+            "backend": b.backend.value,
+            "available": reason is None,
+            "reason": reason,
+            "note": b.note,
+        }
+        if reason is None:
+            bar.set_description(f"inpaint-bench {b.key}")
+            entry["result"] = run_worker(job_for(cfg, b.key), progress)
+        backends.append(entry)
+        bar.update(1)
+    bar.close()
+    report = {
+        "name": cfg.name,
+        "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "inpaint-bench " + " ".join(shlex.quote(x) for x in sys.argv[1:]),
+        "config": cfg.to_dict(),
+        "machine": machine,
+        "load_average_start": load_start,
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
+        "peak": peak.to_dict(),
+        "flops": flops,
+        "random_init": _random_init(cfg.engines),
+        "backends": backends,
+    }
+    report["headline"] = headline_ratio(report)
+    write_report(report, cfg.out, plot=cfg.plot)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        report = run_bench(cfg)
+    except TrtInpaintError as e:
+        print(f"inpaint-bench: error: {e}", file=sys.stderr)
+        return e.exit_code
+    from trt_inpaint.bench.report import main_table
+
+    print(main_table(report))
+    h = report.get("headline")
+    if h:
+        print(
+            f"\nONNX Runtime CPU fp32 vs PyTorch eager fp32 end to end: {h['speedup']:.2f}x "
+            f"(goal {h['goal']}x)"
+        )
+    print(f"\nreport: {cfg.out / 'report.md'}")
+    failed = [b["key"] for b in report["backends"] if b["available"] and "error" in (b.get("result") or {})]
+    if failed:
+        print(f"inpaint-bench: failed backends: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""report.json, report.md (one table to read at a glance, then the details) and report.png."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from trt_inpaint.runtime.units import format_bytes
+
+MIB = 1024**2
+GOAL_RATIO = 1.5
+
+
+def _ms(x: float | None) -> str:
+    return "" if x is None else f"{x * 1000:,.0f}" if x >= 0.1 else f"{x * 1000:,.1f}"
+
+
+def _f(x: float | None, fmt: str = "{:.2f}") -> str:
+    if x is None:
+        return ""
+    if fmt == "{:.1f}" and 0 < abs(x) < 0.1:
+        return f"{x:.2g}"
+    return fmt.format(x)
+
+
+def _mib(x: int | None) -> str:
+    return "" if not x else f"{x / MIB:,.0f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def pct_of_peak(flops: float | None, seconds: float | None, peak: float | None) -> float | None:
+    if not flops or not seconds or not peak:
+        return None
+    return 100.0 * flops / seconds / peak
+
+
+def _stage_flops(report: dict, stage: str, size: int) -> float | None:
+    entry = report.get("flops", {}).get(stage, {}).get(str(size))
+    return entry.get("total") if entry and entry.get("complete", True) else None
+
+
+def main_pipeline_run(res: dict, batch: int = 1) -> dict | None:
+    for run in res.get("pipeline_runs", []):
+        if run["batch"] == batch:
+            return run
+    return None
+
+
+def headline_ratio(report: dict) -> dict | None:
+    """ONNX Runtime CPU fp32 vs PyTorch eager fp32, end to end, same run: speed-up (torch p50 / ort p50)."""
+    by = {b["key"]: b for b in report["backends"]}
+    runs = [main_pipeline_run(by.get(k, {}).get("result") or {}) for k in ("torch-fp32", "ort-cpu-fp32")]
+    if not all(runs):
+        return None
+    t, o = (r["end_to_end"]["stats"]["p50"] for r in runs)
+    return {"torch_p50": t, "ort_p50": o, "speedup": t / o, "goal": GOAL_RATIO, "met": t / o >= GOAL_RATIO}
+
+
+def main_rows(report: dict) -> list[list[str]]:
+    peak = report["peak"]["flops"]
+    rows = []
+    for b in report["backends"]:
+        head = [b["label"], b["numeric"]]
+        if not b["available"]:
+            rows.append([*head, "-", f"not available here: {b['reason']}", "", "", "", "", "", ""])
+            continue
+        res = b.get("result") or {}
+        if "error" in res:
+            rows.append([*head, "-", f"failed: {res['error']}", "", "", "", "", "", ""])
+            continue
+        run = main_pipeline_run(res)
+        if run is None:
+            continue
+        size, e2e_flops = run["size"], 0.0
+        for st in run["stages"]:
+            f = _stage_flops(report, st["stage"], size)
+            e2e_flops = e2e_flops + f if (f is not None and e2e_flops is not None) else None
+            rows.append(
+                [
+                    *head,
+                    st["stage"],
+                    "ok",
+                    _ms(st["stats"]["p50"]),
+                    _ms(st["stats"]["p90"]),
+                    _f(st["images_per_s"]),
+                    _mib(st["stage_memory"]),
+                    _f(f and f / st["stats"]["p50"] / 1e9, "{:.1f}"),
+                    _f(pct_of_peak(f, st["stats"]["p50"], peak), "{:.0f}%"),
+                ]
+            )
+        e = run["end_to_end"]
+        rows.append(
+            [
+                *head,
+                f"**end to end** ({run['pipeline']})",
+                "ok",
+                f"**{_ms(e['stats']['p50'])}**",
+                _ms(e["stats"]["p90"]),
+                f"**{_f(e['images_per_s'], '{:.3f}')}**",
+                _mib(e["peak_rss"]),
+                _f(e2e_flops and e2e_flops / e["stats"]["p50"] / 1e9, "{:.1f}"),
+                _f(pct_of_peak(e2e_flops, e["stats"]["p50"], peak), "{:.0f}%"),
+            ]
+        )
+    return rows
+
+
+MAIN_HEADER = [
+    "backend",
+    "precision",
+    "stage",
+    "status",
+    "p50 ms",
+    "p90 ms",
+    "images/s",
+    "peak MiB",
+    "GFLOP/s",
+    "% of peak",
+]
+
+
+def main_table(report: dict) -> str:
+    return _table(MAIN_HEADER, main_rows(report))
+
+
+def _one_time_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for b in report["backends"]:
+        run = main_pipeline_run(b.get("result") or {}) if b["available"] else None
+        if not run:
+            continue
+        for st in run["stages"]:
+            rows.append(
+                [
+                    b["label"],
+                    b["numeric"],
+                    st["stage"],
+                    _f(st["load_s"], "{:.2f}"),
+                    _f(st["first_run_s"], "{:.2f}"),
+                    _mib(st["load_rss"]),
+                    _mib(st["work_peak_delta"]),
+                    _mib(st["footprint"]),
+                    _mib(st.get("device_peak")),
+                ]
+            )
+    return rows
+
+
+def _scaling_rows(report: dict) -> list[list[str]]:
+    peak = report["peak"]["flops"]
+    rows = []
+    for b in report["backends"]:
+        for s in (b.get("result") or {}).get("scaling", []):
+            f = _stage_flops(report, s["stage"], s["size"])
+            p50 = s["stats"]["p50"]
+            rows.append(
+                [
+                    b["label"],
+                    b["numeric"],
+                    s["stage"],
+                    f"{s['size']}x{s['size']}",
+                    _f(s["megapixels"], "{:.3f}"),
+                    _ms(p50),
+                    _ms(s["stats"]["p90"]),
+                    _f(s["s_per_megapixel"], "{:.2f}"),
+                    _f(f and f / 1e9, "{:,.0f}"),
+                    _f(f and f / p50 / 1e9, "{:.1f}"),
+                    _f(pct_of_peak(f, p50, peak), "{:.0f}%"),
+                    _mib(s["peak_rss"]),
+                    str(s["stats"]["n"]),
+                ]
+            )
+    return rows
+
+
+def _batch_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for b in report["backends"]:
+        runs = (b.get("result") or {}).get("pipeline_runs", [])
+        if len(runs) < 2:
+            continue
+        base = runs[0]["end_to_end"]["images_per_s"]
+        for r in runs:
+            e = r["end_to_end"]
+            rows.append(
+                [
+                    b["label"],
+                    b["numeric"],
+                    r["pipeline"],
+                    str(r["batch"]),
+                    _ms(e["stats"]["p50"]),
+                    _f(e["images_per_s"], "{:.3f}"),
+                    _f(e["images_per_s"] / base, "{:.2f}x"),
+                    _mib(e["peak_rss"]),
+                ]
+            )
+    return rows
+
+
+def _budget_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for b in report["backends"]:
+        for r in (b.get("result") or {}).get("budgets", []):
+            rows.append(
+                [b["label"], b["numeric"], r["budget_text"], r["mode"], str(r["images"]), str(r["loads"]),
+                 str(r["reloads"]), str(r["swaps"]), _f(r["load_s"], "{:.2f}"), _f(r["swap_in_s"], "{:.2f}"),
+                 _f(r["swap_out_s"], "{:.2f}"), _f(r["total_s"], "{:.1f}"),
+                 f"{r['overhead_vs_all'] * 100:+.0f}%", _mib(r["peak_accounted"]), _mib(r["peak_rss"]),
+                 "yes" if r["within_budget"] else "NO"]
+            )  # fmt: skip
+    return rows
+
+
+def _flops_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for stage, sizes in report.get("flops", {}).items():
+        for size, e in sizes.items():
+            ops = ", ".join(
+                f"{k} {v / 1e9:,.1f}" for k, v in sorted(e["by_op"].items(), key=lambda kv: -kv[1])
+            )
+            rows.append(
+                [
+                    stage,
+                    f"{size}x{size}",
+                    _f(e["total"] / 1e9, "{:,.1f}"),
+                    ops,
+                    "yes" if e["complete"] else f"no ({e['unknown_count']} nodes unknown)",
+                ]
+            )
+    return rows
+
+
+def render_markdown(report: dict) -> str:
+    m, peak, cfg = report["machine"], report["peak"], report["config"]
+    lines = [f"# inpaint-bench: {report['name']}", ""]
+    lines += [
+        f"{report['created']} on **{m['cpu']}**, {m['logical_cores']} cores, "
+        f"{format_bytes(m['memory_total'])} RAM, GPU: {', '.join(g['name'] for g in m['gpus']) or 'none'}. "
+        f"Load average at start {report['load_average_start']}, at end {report['load_average_end']}. "
+        f"{'QUICK run (fewer runs and sizes). ' if cfg['quick'] else ''}"
+        f"Pipeline `{cfg['pipeline']}` at {cfg['size']}x{cfg['size']}, batch 1, "
+        f"warm-up {cfg['warmup']} (after one first run timed apart), {cfg['runs']} timed runs. "
+        f"Measured fp32 matmul peak: **{peak['flops'] / 1e9:.0f} GFLOP/s** "
+        f"(numpy {_f(peak['numpy_flops'] and peak['numpy_flops'] / 1e9, '{:.0f}')}, "
+        f"ONNX Runtime {_f(peak['ort_flops'] and peak['ort_flops'] / 1e9, '{:.0f}')}; n={peak['n']}).",
+        "",
+    ]
+    h = report.get("headline")
+    if h:
+        verdict = "meets" if h["met"] else "falls short of"
+        lines += [
+            f"**ONNX Runtime CPU fp32 vs PyTorch eager fp32, end to end at {cfg['size']}x{cfg['size']}: "
+            f"{h['speedup']:.2f}x** ({_ms(h['ort_p50'])} ms vs {_ms(h['torch_p50'])} ms, same run); "
+            f"this {verdict} the {h['goal']}x goal.",
+            "",
+        ]
+    lines += ["## Latency, throughput, memory, share of peak", "", main_table(report), ""]
+    lines += [
+        "p50/p90: per-call latency over the timed runs (stage rows: that stage's calls inside the "
+        "pipeline runs). peak MiB: stage rows, the memory the stage needs alone (resident growth at "
+        "load + peak working memory above the level before its call); end-to-end rows, the process's "
+        "peak resident memory with every stage loaded. GFLOP/s: dense FLOPs counted from the fp32 "
+        "ONNX graph (Conv, ConvTranspose, MatMul, Gemm, Einsum) over p50; % of peak: against the "
+        "matmul peak above.",
+        "",
+    ]
+    notes = [
+        f"- {b['label']} {b['numeric']}: {b['note']}"
+        for b in report["backends"]
+        if b.get("note") and b["available"]
+    ]
+    if notes:
+        lines += ["Notes:", *notes, ""]
+    sections = [
+        (
+            "One-time costs (seconds, MiB)",
+            [
+                "backend",
+                "precision",
+                "stage",
+                "load s",
+                "first run s",
+                "load adds MiB",
+                "working peak MiB",
+                "runner footprint MiB",
+                "device peak MiB",
+            ],
+            _one_time_rows(report),
+        ),
+        (
+            "Scaling with image size (one stage alone, batch 1)",
+            [
+                "backend",
+                "precision",
+                "stage",
+                "size",
+                "MP",
+                "p50 ms",
+                "p90 ms",
+                "s / MP",
+                "GFLOP",
+                "GFLOP/s",
+                "% of peak",
+                "peak MiB",
+                "runs",
+            ],
+            _scaling_rows(report),
+        ),
+        (
+            "Throughput against batch size (end to end)",
+            ["backend", "precision", "pipeline", "batch", "p50 ms", "images/s", "vs batch 1", "peak MiB"],
+            _batch_rows(report),
+        ),
+        (
+            "Memory budgets and engine swaps (the runtime's pool; swaps = evictions forced by the budget)",
+            [
+                "backend",
+                "precision",
+                "budget",
+                "mode",
+                "images",
+                "loads",
+                "reloads",
+                "swaps",
+                "load s",
+                "swap-in s",
+                "swap-out s",
+                "total s",
+                "vs all resident",
+                "pool peak MiB",
+                "process peak MiB",
+                "pool within budget",
+            ],
+            _budget_rows(report),
+        ),
+        (
+            "FLOPs per stage (counted from the fp32 ONNX graph, batch 1)",
+            ["stage", "size", "GFLOP", "by op (GFLOP)", "complete"],
+            _flops_rows(report),
+        ),
+    ]
+    for title, header, rows in sections:
+        if rows:
+            lines += [f"## {title}", "", _table(header, rows), ""]
+    if report.get("analysis"):
+        lines += ["## Analysis", "", report["analysis"].strip(), ""]
+    v = m["versions"]
+    lines += [
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu']}; features: {', '.join(m['cpu_features']) or 'none listed'}",
+        f"- cores: {m['logical_cores']} logical / {m['physical_cores']} physical; "
+        f"memory {format_bytes(m['memory_total'])}; {m['os']}",
+        f"- GPUs: {json.dumps(m['gpus']) if m['gpus'] else 'none'}",
+        f"- versions: {', '.join(f'{k} {x}' for k, x in v.items())}",
+        f"- trt-inpaint commit: {m.get('git_commit')}; engines: {cfg['engines']} "
+        f"({'RANDOM-INIT weights' if report.get('random_init') else 'weights as in the manifest'})",
+        f"- command: `{report['command']}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(report: dict, out: Path, plot: bool = True) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "report.json", out / "report.md"]
+    _atomic(paths[0], json.dumps(report, indent=1))
+    _atomic(paths[1], render_markdown(report))
+    if plot:
+        from trt_inpaint.bench.plot import plot_report
+
+        png = out / "report.png"
+        plot_report(report, png)
+        paths.append(png)
+    return paths
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,141 @@
+"""One backend's measurements in a process of its own.
+
+    python -m trt_inpaint.bench.worker JOB.json OUT.json
+
+
+A fresh process per backend keeps resident-memory figures clean (one library's allocator pools do not
+count against the next) and lets a crash in one backend leave the others' results intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+PROGRESS_PREFIX = "bench-progress: "
+
+
+@dataclass
+class Job:
+    backend: str  # BenchBackend key
+    engines: str
+    pipeline: str = "ensemble"
+    size: int = 512
+    batches: list[int] = field(default_factory=lambda: [1])
+    warmup: int = 1
+    runs: int = 5
+    scaling_stage: str = "lama"
+    scaling_sizes: list[int] = field(default_factory=list)  # empty: no scaling run
+    budgets: list[str] = field(default_factory=list)  # budgets.resolve_budget names or sizes; empty: none
+    budget_images: int = 2
+    threads: int | None = None
+    interval: float = 0.02
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Job:
+        return cls(**d)
+
+
+def scaling_runs(size: int, warmup: int, runs: int) -> tuple[int, int]:
+    """Fewer repeats at large sizes, where one run takes tens of seconds on a CPU and varies little."""
+    if size >= 2048:
+        return min(warmup, 1), max(1, min(runs, 2))
+    if size >= 1024:
+        return min(warmup, 1), max(1, min(runs, 3))
+    return warmup, runs
+
+
+def run_job(job: Job, progress=None) -> dict:
+    """All measurements of ``job`` in this process; returns the result dict (JSON-ready)."""
+    from trt_inpaint.bench.backends import BY_KEY, runner_factory
+    from trt_inpaint.bench.measure import bench_pipeline, bench_stage_sizes
+    from trt_inpaint.bench.memory import RssSampler, device_memory
+    from trt_inpaint.export.spec import Pipeline, Stage
+
+    progress = progress or (lambda msg: None)
+    b = BY_KEY[job.backend]
+    if b.backend.value == "torch" and job.threads:
+        import torch
+
+        torch.set_num_threads(job.threads)
+    factory = runner_factory(b, Path(job.engines), job.threads)
+    dev = device_memory() if b.device == "cuda" else None
+    sampler = RssSampler(interval=job.interval, device=dev).start()
+    result: dict = {"backend": b.key, "job": job.to_dict(), "pipeline_runs": [], "scaling": [], "budgets": []}
+    try:
+        for batch in job.batches:
+            tag = f"{job.pipeline} b{batch}: "
+            result["pipeline_runs"].append(
+                bench_pipeline(
+                    factory,
+                    Pipeline(job.pipeline),
+                    job.size,
+                    batch,
+                    job.warmup,
+                    job.runs,
+                    sampler,
+                    lambda m, t=tag: progress(m if m.startswith(t) else t + m),
+                    tag,
+                )
+            )
+        if job.scaling_sizes:
+            result["scaling"] = bench_stage_sizes(
+                factory,
+                Stage(job.scaling_stage),
+                job.scaling_sizes,
+                job.warmup,
+                job.runs,
+                sampler,
+                progress,
+                runs_for=lambda s: scaling_runs(s, job.warmup, job.runs),
+            )
+        if job.budgets:
+            from trt_inpaint.bench.budgets import bench_budgets
+
+            result["budgets"] = bench_budgets(
+                factory, Pipeline(job.pipeline), job.size, job.budgets, job.budget_images, sampler, progress
+            )
+    finally:
+        sampler.stop()
+    result["peak_rss"] = sampler.peak
+    result["memory"] = sampler.to_dict()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m trt_inpaint.bench.worker JOB.json OUT.json", file=sys.stderr)
+        return 2
+    job = Job.from_dict(json.loads(Path(argv[0]).read_text()))
+    out = Path(argv[1])
+
+    def progress(msg: str) -> None:
+        print(PROGRESS_PREFIX + msg, file=sys.stderr, flush=True)
+
+    try:
+        result = run_job(job, progress)
+        rc = 0
+    except Exception as e:  # reported in the table as this backend's failure, never hides the others
+        first = " ".join(str(e).split()) or type(e).__name__
+        result = {
+            "backend": job.backend,
+            "error": f"{type(e).__name__}: {first}"[:500],
+            "traceback": traceback.format_exc()[-4000:],
+        }
+        rc = 1
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, out)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

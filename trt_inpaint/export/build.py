@@ -1,0 +1,305 @@
+"""Orchestrates the export per stage: fp32 ONNX -> mixed fp16 ONNX -> engine -> manifest, reusing every
+artefact whose inputs and options are unchanged (and whose file still matches its recorded sha256)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from trt_inpaint.errors import CheckpointError, InputError
+from trt_inpaint.export import spec as S
+from trt_inpaint.export.calibration import CalibrationOptions, CalibrationSet
+from trt_inpaint.export.engine import Builder, EngineBuild, build_engine, resolve
+from trt_inpaint.export.fp16 import Fp16Options
+from trt_inpaint.export.manifest import Artefact, Manifest, StageRecord, key_of, read_manifest, sha256_file
+from trt_inpaint.export.manifest import write_manifest as _write
+
+TOOL_VERSION = "trt-inpaint export 1"
+ALL_STAGES = tuple(S.Stage)
+# which checkpoint loader serves which stage, and the CLI flag that names its file
+LOADERS = {
+    S.Stage.LAMA: ("load_lama", "--lama"),
+    S.Stage.LAMA_DENOISER: ("load_denoiser", "--lama-denoiser"),
+    S.Stage.MAT: ("load_mat", "--mat"),
+    S.Stage.COMBINER: ("load_combiner", "--combiner"),
+    S.Stage.FINAL_DENOISER: ("load_denoiser", "--final-denoiser"),
+}
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    out_dir: Path
+    weights: dict[S.Stage, Path] = field(default_factory=dict)  # stage -> checkpoint
+    precision: S.Precision = S.Precision.FP16
+    builder: Builder = Builder.AUTO
+    max_size: int | None = None  # engine profile's largest side (None: the spec's)
+    random_init: bool = False  # stages without weights get seeded random weights
+    seed: int = 0
+    stages: tuple[S.Stage, ...] = ALL_STAGES
+    calibration: CalibrationOptions = CalibrationOptions()
+    fp16: Fp16Options = Fp16Options()
+    tiny: bool = False  # reduced models (tests only; implies random weights)
+
+
+@dataclass
+class StageReport:
+    stage: S.Stage
+    status: str  # "reused" or "built (...)"
+    seconds: float
+    record: StageRecord
+
+
+Progress = Callable[[str], None]
+
+
+def source_of(stage: S.Stage, opts: ExportOptions) -> dict:
+    """Where a stage's weights come from; raises InputError/CheckpointError naming the flag if nowhere."""
+    path = opts.weights.get(stage)
+    if path is not None and not opts.tiny:
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError("checkpoint file not found", path)
+        return {"path": str(path.resolve()), "sha256": sha256_file(path), "random_init": False}
+    if opts.random_init or opts.tiny:
+        return {"random_init": True, "seed": opts.seed, "tiny": opts.tiny}
+    raise InputError(
+        f"no weights for stage {stage}: pass {LOADERS[stage][1]} FILE, or --random-init for seeded random "
+        "weights (smoke tests and benchmarks only)"
+    )
+
+
+def load_stage_module(stage: S.Stage, source: dict, opts: ExportOptions):
+    """The stage wrapper (spec-ordered inputs) around the model, with the matrix-product FFT (no DFT op)."""
+    from trt_inpaint.models import checkpoints, stages
+    from trt_inpaint.models.ffc import set_fft
+    from trt_inpaint.models.fft import FFTImpl
+
+    if source["random_init"]:
+        model = stages.random_stage_model(stage, seed=opts.seed, tiny=opts.tiny)
+    else:
+        model = getattr(checkpoints, LOADERS[stage][0])(source["path"])
+    set_fft(model, FFTImpl.MATMUL)
+    return stages.build_stage(stage, model).eval()
+
+
+def onnx_input_dims(path: Path) -> dict[str, list[int | str]]:
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    return {
+        i.name: [
+            d.dim_value if d.HasField("dim_value") else d.dim_param for d in i.type.tensor_type.shape.dim
+        ]
+        for i in m.graph.input
+    }
+
+
+def engine_profile(stage: S.Stage, dims: dict[str, list[int | str]], max_size: int | None) -> dict:
+    """The spec's min/opt/max shapes, with the ONNX's static dims where the graph fixes them."""
+    prof = S.spec(stage).profile(max_size)
+    out = {}
+    for name, shapes in prof.items():
+        fixed = dims.get(name, [])
+        out[name] = tuple(
+            tuple(f if isinstance(f, int) and f > 0 else v for v, f in zip(shape, fixed, strict=False))
+            for shape in shapes
+        )
+    return out
+
+
+def noise_shapes(dims: dict[str, list[int | str]], stage: S.Stage) -> dict[str, tuple[int, ...]]:
+    return {
+        t.name: tuple(int(d) for d in dims[t.name][1:])
+        for t in S.spec(stage).inputs
+        if t.role is S.Role.NOISE
+    }
+
+
+class Exporter:
+    """Runs the export for the stages in ``opts.stages``; ``run()`` returns one report per stage."""
+
+    def __init__(
+        self,
+        opts: ExportOptions,
+        progress: Progress | None = None,
+        on_stage: Callable[[StageReport], None] | None = None,
+    ):
+        self.opts = opts
+        self.on_stage = on_stage or (lambda report: None)
+        self.out = Path(opts.out_dir)
+        self.progress = progress or (lambda msg: None)
+        self._calib: CalibrationSet | None = None
+        self._fp32_outputs: dict[S.Stage, list[np.ndarray]] = {}
+        self.builder = resolve(opts.builder)
+
+    @property
+    def calib(self) -> CalibrationSet:
+        if self._calib is None:
+            self._calib = CalibrationSet(self.opts.calibration)
+        return self._calib
+
+    def run(self) -> tuple[Manifest, list[StageReport]]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        manifest = read_manifest(self.out) or Manifest()
+        sources = {s: source_of(s, self.opts) for s in self.opts.stages}  # fail early, before any work
+        reports = []
+        for stage in self.opts.stages:
+            old = manifest.stages.get(stage.value)
+            report = self.stage(stage, sources[stage], old)
+            manifest.stages[stage.value] = report.record
+            manifest.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            _write(self.out, manifest)  # after every stage: an interrupted run keeps what is done
+            reports.append(report)
+            self.on_stage(report)
+        return manifest, reports
+
+    # ---- one stage ----------------------------------------------------------------------------------
+
+    def stage(self, stage: S.Stage, source: dict, old: StageRecord | None) -> StageReport:
+        t0 = time.perf_counter()
+        opts = self.opts
+        arts = dict(old.artefacts) if old else {}
+        built: list[str] = []
+        module = None
+
+        # 1. fp32 ONNX
+        path32 = self.out / S.onnx_filename(stage, S.Precision.FP32)
+        key32 = key_of({"source": source, "tool": TOOL_VERSION, "opset": 17})
+        a = arts.get("onnx_fp32")
+        if not (a and a.is_current(self.out, key32)):
+            from trt_inpaint.export.onnx import export_onnx
+
+            self.progress(f"{stage}: loading weights")
+            t = time.perf_counter()
+            module = load_stage_module(stage, source, opts)
+            self.progress(f"{stage}: exporting fp32 ONNX")
+            export_onnx(module, stage, path32)
+            arts["onnx_fp32"] = Artefact.of(path32, key32, time.perf_counter() - t, {"opset": 17})
+            built.append("onnx_fp32")
+            self._fp32_outputs.pop(stage, None)
+        del module
+        dims = onnx_input_dims(path32)
+
+        # 2. mixed fp16 ONNX
+        runtime_key = "onnx_fp32"
+        if opts.precision is S.Precision.FP16:
+            path16 = self.out / S.onnx_filename(stage, S.Precision.FP16)
+            key16 = key_of(
+                {
+                    "fp32": arts["onnx_fp32"].sha256,
+                    "calibration": self.calib.digest(),
+                    "calibration_options": {k: str(v) for k, v in vars(opts.calibration).items()},
+                    "fp16": opts.fp16.key(),
+                    "tool": TOOL_VERSION,
+                }
+            )
+            a = arts.get("onnx_fp16")
+            if not (a and a.is_current(self.out, key16)):
+                arts["onnx_fp16"] = self._make_fp16(stage, path32, path16, key16, dims)
+                built.append("onnx_fp16")
+            runtime_key = "onnx_fp16"
+        else:
+            arts.pop("onnx_fp16", None)
+
+        # 3. engine
+        profile = engine_profile(stage, dims, opts.max_size)
+        if self.builder is not Builder.NONE:
+            from trt_inpaint.export.engine import load_module
+
+            version = str(load_module(self.builder).__version__)
+            key_e = key_of(
+                {
+                    "onnx": arts[runtime_key].sha256,
+                    "builder": self.builder.value,
+                    "version": version,
+                    "profile": profile,
+                }
+            )
+            a = arts.get("engine")
+            if not (a and a.is_current(self.out, key_e)):
+                path_e = self.out / S.engine_filename(stage, opts.precision)
+                self.progress(f"{stage}: building engine ({self.builder}, profile {profile_text(profile)})")
+                eb: EngineBuild = build_engine(
+                    self.out / arts[runtime_key].file,
+                    path_e,
+                    profile,
+                    self.builder,
+                    self.out / "timing.cache",
+                )
+                arts["engine"] = Artefact.of(path_e, key_e, eb.seconds, _engine_info(eb))
+                built.append("engine")
+        else:
+            arts.pop("engine", None)
+
+        spec = S.spec(stage)
+        record = StageRecord(
+            stage=stage.value,
+            precision=opts.precision.value,
+            source=source,
+            random_init=bool(source.get("random_init")),
+            inputs=[{"name": t.name, "shape": list(dims[t.name]), "dtype": t.dtype} for t in spec.inputs],
+            outputs=[{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in spec.outputs],
+            profile={k: [list(s) for s in v] for k, v in profile.items()},
+            artefacts=arts,
+            status=f"built ({', '.join(built)})" if built else "reused",
+        )
+        return StageReport(stage, record.status, round(time.perf_counter() - t0, 2), record)
+
+    def _make_fp16(self, stage: S.Stage, path32: Path, path16: Path, key: str, dims: dict) -> Artefact:
+        import onnx
+
+        from trt_inpaint.export.fp16 import make_fp16
+        from trt_inpaint.export.onnx import check_onnx, save_model
+
+        t = time.perf_counter()
+        self.progress(f"{stage}: calibration feeds ({len(self.calib)} images)")
+        feeds = self.calib.feeds(stage, self._upstream, noise_shapes(dims, stage))
+        model16, result = make_fp16(
+            onnx.load(str(path32)), feeds, self.opts.fp16, lambda m: self.progress(f"{stage}: {m}")
+        )
+        self._fp32_outputs[stage] = result.reference
+        save_model(model16, path16)
+        check_onnx(path16, stage)
+        if not result.passed:
+            self.progress(
+                f"WARNING {stage}: fp16 verification failed after {result.rounds} rounds "
+                f"(PSNR {result.comparison.psnr_db:.1f} dB, {result.comparison.nonfinite} non-finite)"
+            )
+        return Artefact.of(path16, key, time.perf_counter() - t, result.to_dict())
+
+    def _upstream(self, stage: S.Stage) -> list[np.ndarray] | None:
+        """fp32 ONNX outputs of ``stage`` on the calibration set (for the stages it feeds)."""
+        if stage not in self._fp32_outputs:
+            path = self.out / S.onnx_filename(stage, S.Precision.FP32)
+            if not path.is_file():
+                return None
+            from trt_inpaint.export.fp16 import run_onnx
+
+            self.progress(f"{stage}: fp32 outputs for downstream calibration")
+            feeds = self.calib.feeds(stage, self._upstream, noise_shapes(onnx_input_dims(path), stage))
+            self._fp32_outputs[stage] = run_onnx(path, feeds)
+        return self._fp32_outputs[stage]
+
+
+def _engine_info(eb: EngineBuild) -> dict:
+    return {
+        "builder": eb.builder,
+        "version": eb.version,
+        "target": eb.target,
+        "timing_cache": eb.timing_cache or "not used (TensorRT-RTX: timing-cache calls are no-ops)",
+        "strongly_typed": True,
+    }
+
+
+def profile_text(profile: dict) -> str:
+    first = next(iter(profile.values()))
+    return " / ".join("x".join(map(str, s)) for s in first)
+
+
+def export(opts: ExportOptions, progress: Progress | None = None) -> tuple[Manifest, list[StageReport]]:
+    return Exporter(opts, progress).run()

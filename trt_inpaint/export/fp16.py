@@ -1,0 +1,582 @@
+"""Mixed fp16 ONNX with fp32 islands chosen by measurement.
+
+1. Run the calibration feeds through the fp32 graph in ONNX Runtime (CPU) with every float tensor exposed
+   (in chunks, to bound memory), and record per tensor: max |x|, the rounding error of an fp16 cast
+   relative to the tensor's scale, and, for divisors (Div, Reciprocal, Log, Pow), the worst per-element
+   relative error (a value flushed to 0 counts as 100 %).
+2. A tensor that would overflow (max |x| > headroom * 65504), lose its scale in fp16's subnormal range,
+   or feed a division badly is kept in fp32: its producer and all its consumers are blocked, so it never
+   passes through fp16 storage. Weights (initializers) are checked the same way.
+3. Convert with onnxconverter-common (keep_io_types=True, node_block_list=islands), remove the
+   fp32 -> fp16 -> fp32 cast round trips between blocked nodes, and verify against the fp32 graph on the
+   calibration feeds; while PSNR < target or any output is non-finite, grow the islands by the largest-
+   magnitude tensors and convert again.
+
+Verification runs on the CPU through a *storage simulation* (``simulate``): the fp32 graph with a
+Cast(fp16) -> Cast(fp32) pair on every tensor the mixed model stores in fp16 and fp16-rounded weights.
+Running the mixed model itself in ONNX Runtime CPU is not enough: its CPU provider computes most fp16 ops
+in fp32 and drops the casts between two such ops, so an fp16 overflow between them never shows. Neither
+catches fp16 accumulation inside kernels: the real fp16 arithmetic check is a GPU run.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
+
+FP16_MAX = 65504.0
+FP16_MIN_NORMAL = 2.0**-14
+CPU_CAVEAT = (
+    "CPU check: ONNX Runtime CPU computes most fp16 ops in fp32 and keeps fp32 between them; the fp16-sim "
+    "rows round every fp16-stored tensor and weight, so they catch storage overflow and rounding, not fp16 "
+    "accumulation inside kernels; the real fp16 arithmetic check is a GPU run"
+)
+_DIVISOR_INPUTS = {"Div": (1,), "Reciprocal": (0,), "Log": (0,), "Pow": (0,)}
+Feeds = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Fp16Options:
+    headroom: float = 0.5  # tensors with max |x| above headroom * 65504 stay fp32
+    # ... or whose fp16 rounding error exceeds this fraction of max |x| (the tensor lives in fp16's subnormal
+    # range: values flushed to 0 matter only then, or when they divide, below)
+    scale_error: float = 1e-3
+    divisor_error: float = 1e-2  # ... or, as a divisor, with a per-element relative error above this
+    target_psnr: float = 45.0  # verification: fp16 vs fp32 ONNX output on the calibration feeds (dB)
+    grow_fraction: float = 0.05  # verification failed: block this fraction of the remaining tensors more
+    max_rounds: int = 4
+    chunk_bytes: int = 1 << 30  # exposed intermediates per ONNX Runtime run
+
+    def key(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "chunk_bytes"}
+
+
+@dataclass
+class TensorStats:
+    max_abs: float = 0.0
+    max_err: float = 0.0  # max |fp16(x) - x|
+    flushed: int = 0  # nonzero in fp32, zero in fp16
+    count: int = 0
+    divisor_rel: float = 0.0  # worst |fp16(x) - x| / |x| over nonzero x (divisor tensors only)
+    nonfinite_fp32: bool = False
+
+    def update(self, x: np.ndarray, divisor: bool) -> None:
+        x = np.asarray(x, dtype=np.float32)
+        if x.size == 0:
+            return
+        finite = np.isfinite(x)
+        if not finite.all():
+            self.nonfinite_fp32 = True
+            x = np.where(finite, x, 0.0).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            h = x.astype(np.float16).astype(np.float32)
+            a = np.abs(x)
+            self.max_abs = max(self.max_abs, float(a.max()))
+            err = np.abs(h - x)
+            ferr = err[np.isfinite(err)]
+            self.max_err = max(self.max_err, float(ferr.max()) if ferr.size else 0.0)
+            self.flushed += int(np.count_nonzero((h == 0) & (x != 0)))
+            self.count += x.size
+            if divisor:
+                nz = x != 0
+                if nz.any():
+                    rel = err[nz] / a[nz]
+                    self.divisor_rel = max(self.divisor_rel, float(np.nan_to_num(rel, nan=np.inf).max()))
+
+    def reasons(self, opts: Fp16Options, divisor: bool) -> list[str]:
+        out = []
+        if self.max_abs > opts.headroom * FP16_MAX:
+            out.append(f"overflow: max|x|={self.max_abs:.4g} > {opts.headroom:g}*65504")
+        if (
+            self.max_abs > 0
+            and self.max_abs <= opts.headroom * FP16_MAX
+            and self.max_err / self.max_abs > opts.scale_error
+        ):
+            out.append(
+                f"subnormal: max|x|={self.max_abs:.3g}, fp16 error {self.max_err / self.max_abs:.2%} of it"
+            )
+        if divisor and self.divisor_rel > opts.divisor_error:
+            out.append(f"divisor: per-element fp16 error up to {min(self.divisor_rel, 1e9):.3g}")
+        return out
+
+
+@dataclass
+class Island:
+    """One node kept in fp32 and why."""
+
+    node: str
+    op: str
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, reason: str) -> None:
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+
+
+@dataclass
+class Comparison:
+    max_abs_diff: float
+    psnr_db: float
+    nonfinite: int
+
+    @property
+    def finite(self) -> bool:
+        return self.nonfinite == 0
+
+
+@dataclass
+class Fp16Result:
+    islands: list[Island]
+    comparison: Comparison
+    rounds: int
+    passed: bool
+    n_nodes: int
+    n_tensors_measured: int
+    note: str = CPU_CAVEAT
+    reference: list[np.ndarray] = field(default_factory=list, repr=False)  # fp32 outputs on the feeds
+
+    def to_dict(self) -> dict:
+        """For the manifest."""
+        c = self.comparison
+        return {
+            "fp32_islands": [asdict(i) for i in self.islands],
+            "n_fp32_nodes": len(self.islands),
+            "n_nodes": self.n_nodes,
+            "n_tensors_measured": self.n_tensors_measured,
+            "verification": {
+                "psnr_db": round(c.psnr_db, 2) if math.isfinite(c.psnr_db) else "inf",
+                "max_abs_diff": c.max_abs_diff,
+                "nonfinite": c.nonfinite,
+                "passed": self.passed,
+                "rounds": self.rounds,
+                "method": "fp16 storage simulation vs fp32 ONNX, ONNX Runtime CPU, calibration set",
+            },
+            "note": self.note,
+        }
+
+
+# ---- graph helpers ---------------------------------------------------------------------------------
+
+
+class GraphIndex:
+    """Producers, consumers and float tensor types of a (shape-inferred) graph."""
+
+    def __init__(self, model: onnx.ModelProto):
+        import onnx
+        import onnx.numpy_helper
+
+        g = model.graph
+        self.producer: dict[str, onnx.NodeProto] = {o: n for n in g.node for o in n.output if o}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for n in g.node:
+            for i in n.input:
+                if i:
+                    self.consumers.setdefault(i, []).append(n)
+        types = {v.name: v.type.tensor_type.elem_type for v in (*g.value_info, *g.input, *g.output)}
+        float_t = onnx.TensorProto.FLOAT
+        outputs = {o.name for o in g.output}
+        self.float_tensors = [
+            o for n in g.node for o in n.output if o and types.get(o) == float_t and o not in outputs
+        ]
+        self.graph_outputs = [o.name for o in g.output]
+        consts = {i.name: i for i in g.initializer}
+        consts.update(
+            {
+                n.output[0]: a.t
+                for n in g.node
+                if n.op_type == "Constant"
+                for a in n.attribute
+                if a.name == "value"
+            }
+        )
+        self.divisors: set[str] = set()
+        for n in g.node:
+            if n.op_type == "Pow" and len(n.input) > 1 and n.input[1] in consts:
+                if (onnx.numpy_helper.to_array(consts[n.input[1]]) >= 0).all():
+                    continue  # x ** positive: not a division
+            for idx in _DIVISOR_INPUTS.get(n.op_type, ()):
+                if idx < len(n.input):
+                    self.divisors.add(n.input[idx])
+        self.sizes: dict[str, int] = {}
+        for v in g.value_info:
+            dims = v.type.tensor_type.shape.dim
+            if dims and all(d.HasField("dim_value") for d in dims):
+                self.sizes[v.name] = int(np.prod([d.dim_value for d in dims])) * 4
+
+
+def infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    import onnx
+
+    return onnx.shape_inference.infer_shapes(model, data_prop=True)
+
+
+def _fixed_inputs(model: onnx.ModelProto, feeds: Feeds) -> onnx.ModelProto:
+    """A copy with input dims set to the feeds' shapes (for size estimates)."""
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for inp in m.graph.input:
+        if inp.name in feeds:
+            for d, v in zip(inp.type.tensor_type.shape.dim, feeds[inp.name].shape, strict=False):
+                d.Clear()
+                d.dim_value = int(v)
+    del m.graph.value_info[:]
+    return infer(m)
+
+
+def _with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> bytes:
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    for n in names:
+        if n not in have:
+            m.graph.output.append(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None))
+    return m.SerializeToString()
+
+
+def _session(model_bytes: bytes):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    # keep every exposed tensor as the graph computes it (no fusions that would hide or change them)
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(model: str | Path | bytes, feeds: Sequence[Feeds]) -> list[np.ndarray]:
+    """First output of ``model`` for each feed dict (ONNX Runtime CPU, default optimizations)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    src = str(model) if isinstance(model, Path) else model
+    sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    return [sess.run(None, f)[0] for f in feeds]
+
+
+# ---- measurement -------------------------------------------------------------------------------------
+
+
+def collect_stats(
+    model: onnx.ModelProto,
+    feeds: Sequence[Feeds],
+    opts: Fp16Options,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, TensorStats], list[np.ndarray]]:
+    """Stats of every float intermediate over the calibration feeds, and the fp32 outputs."""
+    from onnx import numpy_helper
+
+    model = infer(model)
+    index = GraphIndex(model)
+    sizes = GraphIndex(_fixed_inputs(model, feeds[0])).sizes if feeds else {}
+    known = [s for s in sizes.values()]
+    default = max(known) if known else 64 << 20
+    chunks: list[list[str]] = [[]]
+    used = 0
+    for t in index.float_tensors:
+        b = sizes.get(t, default)
+        if chunks[-1] and used + b > opts.chunk_bytes:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(t)
+        used += b
+    stats: dict[str, TensorStats] = {}
+    outputs: list[np.ndarray] = []
+    for ci, names in enumerate(chunks):
+        if progress:
+            progress(f"measuring tensors {ci + 1}/{len(chunks)}")
+        sess = _session(_with_outputs(model, names))
+        out_names = [o.name for o in sess.get_outputs()]
+        for f in feeds:
+            res = sess.run(None, f)
+            for name, arr in zip(out_names, res, strict=False):
+                if name in index.graph_outputs:
+                    if ci == 0:
+                        outputs.append(arr)
+                    continue
+                stats.setdefault(name, TensorStats()).update(arr, name in index.divisors)
+            del res
+        del sess
+    for init in model.graph.initializer:
+        if init.data_type == 1:  # FLOAT
+            st = TensorStats()
+            st.update(numpy_helper.to_array(init), init.name in index.divisors)
+            stats[init.name] = st
+    return stats, outputs
+
+
+def select_islands(
+    model: onnx.ModelProto, stats: dict[str, TensorStats], opts: Fp16Options
+) -> dict[str, Island]:
+    """Nodes to keep in fp32: producer and consumers of every tensor that fp16 would damage."""
+    index = GraphIndex(infer(model))
+    islands: dict[str, Island] = {}
+    for name, st in stats.items():
+        for reason in st.reasons(opts, name in index.divisors):
+            keep_tensor_fp32(index, name, f"{name}: {reason}", islands)
+    return islands
+
+
+def keep_tensor_fp32(index: GraphIndex, tensor: str, reason: str, islands: dict[str, Island]) -> None:
+    nodes = list(index.consumers.get(tensor, []))
+    if tensor in index.producer:
+        nodes.append(index.producer[tensor])
+    for n in nodes:
+        islands.setdefault(n.name, Island(n.name, n.op_type)).add(reason)
+
+
+# ---- conversion ----------------------------------------------------------------------------------------
+
+
+def convert(model: onnx.ModelProto, block_nodes: Sequence[str]) -> onnx.ModelProto:
+    """fp16 copy of ``model`` with ``block_nodes`` (and onnxconverter-common's default ops) kept in fp32."""
+    import onnx
+    from onnxconverter_common import float16
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    blocked = set(block_nodes)
+    op_block = set(float16.DEFAULT_OP_BLOCK_LIST)
+    _split_shared_initializers(m, lambda n: n.name in blocked or n.op_type in op_block)
+    # its own cast clean-up crashes on casts with several consumers (a list where a node is expected);
+    # _remove_round_trips below does that job, so it is switched off for the call
+    saved = float16.remove_unnecessary_cast_node
+    float16.remove_unnecessary_cast_node = lambda graph: None
+    try:
+        with warnings.catch_warnings():  # it warns for every weight it clamps
+            warnings.simplefilter("ignore")
+            m = float16.convert_float_to_float16(
+                m,
+                min_positive_val=2.0**-24,
+                max_finite_val=FP16_MAX,
+                keep_io_types=True,
+                op_block_list=sorted(op_block),
+                node_block_list=sorted(blocked),
+            )
+    finally:
+        float16.remove_unnecessary_cast_node = saved
+    _fix_float_casts(m)
+    _remove_round_trips(m)
+    return m
+
+
+def _fix_float_casts(model: onnx.ModelProto) -> None:
+    """The converter retypes a converted Cast(to=float32)'s output as fp16 but leaves ``to``: fix ``to``."""
+    types = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}
+    for n in model.graph.node:
+        if n.op_type == "Cast" and types.get(n.output[0]) == 10:
+            for a in n.attribute:
+                if a.name == "to" and a.i == 1:
+                    a.i = 10
+
+
+def _split_shared_initializers(model: onnx.ModelProto, is_blocked: Callable) -> None:
+    """Give fp16 consumers their own copy of a float initializer that a blocked node also reads (the
+    converter would otherwise keep it fp32 for both and break the fp16 consumer's types)."""
+    g = model.graph
+    inits = {i.name: i for i in g.initializer if i.data_type == 1}
+    users: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            if i in inits:
+                users.setdefault(i, []).append(n)
+    for name, nodes in users.items():
+        kinds = {bool(is_blocked(n)) for n in nodes}
+        if len(kinds) < 2:
+            continue
+        copy = g.initializer.add()
+        copy.CopyFrom(inits[name])
+        copy.name = name + "__fp16"
+        for n in nodes:
+            if not is_blocked(n):
+                for k, i in enumerate(n.input):
+                    if i == name:
+                        n.input[k] = copy.name
+
+
+def _remove_round_trips(model: onnx.ModelProto) -> None:
+    """Rewire Cast(fp32->fp16) -> Cast(fp16->fp32) so fp32 consumers read the fp32 source directly."""
+    g = model.graph
+
+    def cast_to(n) -> int | None:
+        if n.op_type != "Cast":
+            return None
+        return next((a.i for a in n.attribute if a.name == "to"), None)
+
+    producer = {o: n for n in g.node for o in n.output}
+    graph_outputs = {o.name for o in g.output}
+    types = {v.name: v.type.tensor_type.elem_type for v in (*g.value_info, *g.input, *g.output)}
+    types.update({i.name: i.data_type for i in g.initializer})
+    rename: dict[str, str] = {}
+    drop: set[int] = set()
+    for n in g.node:
+        if cast_to(n) != 1:
+            continue
+        src = producer.get(n.input[0])
+        if src is None or cast_to(src) != 10 or n.output[0] in graph_outputs or types.get(src.input[0]) != 1:
+            continue
+        rename[n.output[0]] = src.input[0]
+        drop.add(id(n))
+    if not rename:
+        return
+    keep = [n for n in g.node if id(n) not in drop]
+    for n in keep:
+        for k, i in enumerate(n.input):
+            if i in rename:
+                n.input[k] = rename[i]
+    used = {i for n in keep for i in n.input} | graph_outputs
+    keep = [n for n in keep if not (cast_to(n) == 10 and n.output[0] not in used)]
+    del g.node[:]
+    g.node.extend(keep)
+
+
+def fp32_nodes(model: onnx.ModelProto, islands: Sequence[str]) -> set[str]:
+    """Names of the nodes the mixed model runs in fp32 (islands + onnxconverter-common's default ops)."""
+    from onnxconverter_common import float16
+
+    blocked = set(islands)
+    ops = set(float16.DEFAULT_OP_BLOCK_LIST)
+    return {n.name for n in model.graph.node if n.name in blocked or n.op_type in ops}
+
+
+def round_fp16(x: np.ndarray) -> np.ndarray:
+    """fp16 rounding as the converter does for weights (tiny values clamp to 2^-24, not to 0)."""
+    x = np.asarray(x, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        tiny = (x != 0) & (np.abs(x) < 2.0**-24)
+        x = np.where(tiny, np.sign(x) * 2.0**-24, np.clip(x, -FP16_MAX, FP16_MAX))
+        return x.astype(np.float16).astype(np.float32)
+
+
+def simulate(model: onnx.ModelProto, islands: Sequence[str]) -> onnx.ModelProto:
+    """The fp32 graph with fp16 storage made explicit: every float tensor an fp16 node writes, and every
+    float input an fp16 node reads from an fp32 source, passes Cast(fp16) -> Cast(fp32); weights read by
+    fp16 nodes are rounded to fp16. ONNX Runtime keeps explicit casts, so overflow and rounding show."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = infer(model)
+    g = m.graph
+    keep32 = fp32_nodes(m, islands)
+    float_t = onnx.TensorProto.FLOAT
+    types = {v.name: v.type.tensor_type.elem_type for v in (*g.value_info, *g.input, *g.output)}
+    inits = {i.name: i for i in g.initializer}
+    for i in inits.values():
+        types[i.name] = i.data_type
+    producer = {o: n for n in g.node for o in n.output if o}
+    outputs = {o.name for o in g.output}
+    ordered: list = []
+    rounded: dict[str, str] = {}
+
+    def rounded_name(t: str) -> str:
+        if t not in rounded:
+            r = rounded[t] = f"{t}__fp16sim"
+            if t in inits:
+                g.initializer.append(numpy_helper.from_array(round_fp16(numpy_helper.to_array(inits[t])), r))
+            else:
+                ordered.append(
+                    helper.make_node("Cast", [t], [r + "_h"], to=onnx.TensorProto.FLOAT16, name=r + "_h")
+                )
+                ordered.append(helper.make_node("Cast", [r + "_h"], [r], to=float_t, name=r))
+        return rounded[t]
+
+    out_map: dict[str, str] = {}  # fp16 node output -> its rounded copy
+    for n in list(g.node):
+        fp16_node = n.name not in keep32
+        for k, t in enumerate(n.input):
+            if not t or types.get(t) != float_t:
+                continue
+            if t in out_map:
+                n.input[k] = out_map[t]
+            elif fp16_node and (producer.get(t) is None or producer[t].name in keep32):
+                n.input[k] = rounded_name(t)
+        ordered.append(n)
+        if fp16_node:
+            for j, t in enumerate(n.output):
+                if t and types.get(t) == float_t:
+                    if t in outputs:  # a graph output keeps its name and gets the rounded value
+                        n.output[j] = t + "__raw"
+                        r = rounded_name(t + "__raw")
+                        ordered.append(helper.make_node("Identity", [r], [t], name=t + "__out"))
+                    else:
+                        out_map[t] = rounded_name(t)
+    del g.node[:]
+    g.node.extend(ordered)
+    del g.value_info[:]
+    return m
+
+
+# ---- verification ----------------------------------------------------------------------------------------
+
+
+def compare(reference: Sequence[np.ndarray], test: Sequence[np.ndarray]) -> Comparison:
+    """max |diff|, PSNR (peak 1, images in [0,1]) and non-finite count of ``test`` against ``reference``."""
+    nonfinite = sum(int(np.count_nonzero(~np.isfinite(t))) for t in test)
+    diffs = [
+        np.nan_to_num(t.astype(np.float64), nan=1e9, posinf=1e9, neginf=-1e9) - r
+        for r, t in zip(reference, test, strict=False)
+    ]
+    mx = max((float(np.abs(d).max()) for d in diffs), default=0.0)
+    mse = float(np.mean(np.concatenate([(d**2).ravel() for d in diffs]))) if diffs else 0.0
+    psnr = math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+    return Comparison(mx, psnr, nonfinite)
+
+
+def make_fp16(
+    fp32_model: onnx.ModelProto,
+    feeds: Sequence[Feeds],
+    opts: Fp16Options | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[onnx.ModelProto, Fp16Result]:
+    """Measure, choose the islands, convert and verify (growing the islands while verification fails)."""
+    if not feeds:
+        raise ValueError("fp16 conversion needs at least one calibration feed")
+    opts = opts or Fp16Options()
+    model = infer(fp32_model)
+    stats, reference = collect_stats(model, feeds, opts, progress)
+    islands = select_islands(model, stats, opts)
+    index = GraphIndex(model)
+    ranked = sorted((t for t in index.float_tensors if t in stats), key=lambda t: -stats[t].max_abs)
+    rounds = 0
+    while True:
+        rounds += 1
+        if progress:
+            progress(f"converting (round {rounds}, {len(islands)} fp32 nodes)")
+        fp16 = convert(model, list(islands))
+        comp = compare(reference, run_onnx(simulate(model, list(islands)).SerializeToString(), feeds))
+        passed = comp.finite and comp.psnr_db >= opts.target_psnr
+        if passed or rounds >= opts.max_rounds:
+            break
+        kept = {t for t in ranked if all(n.name in islands for n in index.consumers.get(t, []))}
+        todo = [t for t in ranked if t not in kept]
+        if not todo:
+            break
+        for t in todo[: max(1, math.ceil(opts.grow_fraction * len(ranked)))]:
+            why = (
+                f"verification round {rounds}: PSNR {comp.psnr_db:.1f} dB < {opts.target_psnr:g}, "
+                f"max|x|={stats[t].max_abs:.3g}"
+            )
+            keep_tensor_fp32(index, t, f"{t}: {why}", islands)
+    result = Fp16Result(
+        islands=sorted(islands.values(), key=lambda i: i.node),
+        comparison=comp,
+        rounds=rounds,
+        passed=passed,
+        n_nodes=len(model.graph.node),
+        n_tensors_measured=len(stats),
+        reference=reference,
+    )
+    return fp16, result

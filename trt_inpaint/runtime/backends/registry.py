@@ -1,0 +1,193 @@
+"""Backend -> runner factory, with availability (and the reason when not) and AUTO selection.
+
+AUTO tries, fastest first: TensorRT, ONNX Runtime CUDA, ONNX Runtime CPU, PyTorch; it takes the first
+whose modules, device and files are all here, and says which and why the faster ones were passed over.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trt_inpaint.errors import BackendUnavailable, EngineError
+from trt_inpaint.export.spec import Precision, Stage
+from trt_inpaint.runtime.backends.base import Backend, Runner
+from trt_inpaint.runtime.engines import EngineDir, export_hint
+
+AUTO_ORDER = (Backend.TENSORRT, Backend.ORT_CUDA, Backend.ORT_CPU, Backend.TORCH)
+# precision tried first per backend when none is asked for (ONNX Runtime's CPU provider has no fp16 kernels)
+PREFERRED_PRECISION = {
+    Backend.TENSORRT: (Precision.FP16, Precision.FP32),
+    Backend.ORT_CUDA: (Precision.FP16, Precision.FP32),
+    Backend.ORT_CPU: (Precision.FP32, Precision.FP16),
+    Backend.TORCH: (Precision.FP32,),
+}
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    threads: int | None = None  # ONNX Runtime intra-op threads (None: its default)
+    device_id: int = 0
+    gpu_mem_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    backend: Backend
+    precision: Precision
+    passed_over: dict[Backend, str] = field(default_factory=dict)  # faster backends AUTO skipped, and why
+
+    def describe(self) -> str:
+        why = "; ".join(f"{b}: {r}" for b, r in self.passed_over.items())
+        return f"backend {self.backend} ({self.precision})" + (f", auto passed over {why}" if why else "")
+
+
+def _findable(name: str) -> bool:
+    """Whether ``name`` could be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def module_problem(backend: Backend) -> str | None:
+    """None if the backend's modules and device are here, else why not. Never imports torch."""
+    if backend is Backend.TENSORRT:
+        from trt_inpaint.runtime.backends.tensorrt import trt_problem
+
+        return trt_problem()
+    if backend is Backend.ORT_CUDA:
+        from trt_inpaint.runtime.backends.onnxruntime import cuda_problem
+
+        return cuda_problem()
+    if backend is Backend.ORT_CPU:
+        return None if _findable("onnxruntime") else "onnxruntime is not installed"
+    if backend is Backend.TORCH:
+        return None if _findable("torch") else "torch is not installed (pip install 'trt-inpaint[torch]')"
+    raise ValueError(f"not a concrete backend: {backend}")
+
+
+def stage_path(engines: EngineDir, backend: Backend, stage: Stage, precision: Precision) -> Path | None:
+    if backend is Backend.TENSORRT:
+        return engines.engine(stage, precision)
+    if backend in (Backend.ORT_CPU, Backend.ORT_CUDA):
+        return engines.onnx(stage, precision)
+    return None
+
+
+def files_problem(
+    engines: EngineDir, backend: Backend, stages: list[Stage], precision: Precision
+) -> str | None:
+    if backend is Backend.TORCH:
+        facts = {s: engines.stage_facts(s) for s in stages}
+        missing = [s.value for s, f in facts.items() if f.random_init_seed is None and not f.checkpoints]
+        return (
+            f"the manifest in {engines.folder} names no weights for {', '.join(missing)}" if missing else None
+        )
+    paths = [stage_path(engines, backend, s, precision) for s in stages]
+    missing = [p.name for p in paths if not p.is_file()]
+    return f"missing {', '.join(missing)} in {engines.folder}" if missing else None
+
+
+def check_sizes(engines: EngineDir, backend: Backend, stages: list[Stage], precision: Precision) -> None:
+    """EngineError when a stage file's size differs from the one the manifest recorded (damaged or stale)."""
+    for s in stages:
+        path = stage_path(engines, backend, s, precision)
+        if path is None:
+            continue
+        recorded = engines.recorded_bytes(s, path.name)
+        if recorded is not None and path.stat().st_size != recorded:
+            raise EngineError(
+                f"is {path.stat().st_size} bytes but the manifest recorded {recorded} (damaged or replaced): "
+                f"{export_hint(engines.folder)}",
+                path,
+            )
+
+
+def select(
+    backend: Backend, engines: EngineDir, stages: list[Stage], precision: Precision | None = None
+) -> Selection:
+    """The concrete backend and precision to use; BackendUnavailable / EngineError with the reason."""
+    if backend is not Backend.TORCH and not engines.folder.is_dir():
+        raise EngineError(f"engines folder {engines.folder} does not exist: {export_hint(engines.folder)}")
+    candidates = AUTO_ORDER if backend is Backend.AUTO else (backend,)
+    passed: dict[Backend, str] = {}
+    for b in candidates:
+        problem = module_problem(b)
+        if problem:
+            passed[b] = problem
+            continue
+        for p in (precision,) if precision else PREFERRED_PRECISION[b]:
+            problem = files_problem(engines, b, stages, p)
+            if not problem:
+                check_sizes(engines, b, stages, p)
+                return Selection(b, p, passed if backend is Backend.AUTO else {})
+        passed[b] = problem
+    if backend is not Backend.AUTO:
+        cls = EngineError if module_problem(backend) is None else BackendUnavailable
+        tail = f": {export_hint(engines.folder)}" if cls is EngineError else ""
+        raise cls(f"backend {backend} cannot run: {passed[backend]}{tail}")
+    if all(module_problem(b) is None for b in (Backend.ORT_CPU,)) and files_problem(
+        engines, Backend.ORT_CPU, stages, Precision.FP32
+    ):
+        raise EngineError(
+            f"no usable engines for {', '.join(s.value for s in stages)} in {engines.folder}: "
+            f"{export_hint(engines.folder)}"
+        )
+    raise BackendUnavailable("no backend can run here: " + "; ".join(f"{b}: {r}" for b, r in passed.items()))
+
+
+def _torch_factory(engines: EngineDir, stage: Stage):
+    """A callable building the stage wrapper from the manifest's weights (seeded random or checkpoint)."""
+    facts = engines.stage_facts(stage)
+    seed, tiny, path = facts.random_init_seed, facts.tiny, facts.checkpoints.get("path")
+    if seed is None and path is None:
+        raise BackendUnavailable(
+            f"torch backend: the manifest in {engines.folder} names no weights for {stage}"
+        )
+
+    def factory():
+        from trt_inpaint.models import stages
+
+        if seed is not None:
+            return stages.random_stage(stage, seed, tiny)
+        from trt_inpaint.export.build import LOADERS
+        from trt_inpaint.models import checkpoints
+
+        return stages.build_stage(stage, getattr(checkpoints, LOADERS[stage][0])(path)).eval()
+
+    return factory
+
+
+def make_runner(
+    selection: Selection, stage: Stage, engines: EngineDir, options: RunnerOptions | None = None
+) -> Runner:
+    """A runner (not loaded) for ``stage`` on the selected backend."""
+    options = options or RunnerOptions()
+    b, p = selection.backend, selection.precision
+    if b in (Backend.ORT_CPU, Backend.ORT_CUDA):
+        from trt_inpaint.runtime.backends.onnxruntime import OrtRunner
+
+        return OrtRunner(
+            stage,
+            engines.onnx(stage, p),
+            device="cuda" if b is Backend.ORT_CUDA else "cpu",
+            device_id=options.device_id,
+            threads=options.threads,
+            gpu_mem_limit=options.gpu_mem_limit,
+        )
+    if b is Backend.TENSORRT:
+        from trt_inpaint.runtime.backends.tensorrt import TrtRunner
+
+        facts = engines.stage_facts(stage)
+        return TrtRunner(
+            stage, engines.engine(stage, p), module=facts.trt_module, expect_version=facts.trt_version
+        )
+    if b is Backend.TORCH:
+        from trt_inpaint.runtime.backends.torch import TorchRunner
+
+        onnx = engines.onnx(stage, Precision.FP32)
+        hint = onnx.stat().st_size if onnx.exists() else 0
+        return TorchRunner(stage, _torch_factory(engines, stage), device="auto", size_hint=hint)
+    raise ValueError(f"not a concrete backend: {b}")

@@ -1,0 +1,169 @@
+"""``trt-inpaint IMG MASK [-o OUT]`` and ``trt-inpaint --images DIR --masks DIR|FILE -o DIR``.
+
+Exit codes: 0 all written; 1 some files failed (folder mode); otherwise the code of the error
+(``trt_inpaint.errors``): 2 bad input, 4 engines, 5 backend unavailable, 6 memory budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".tif", ".tiff", ".bmp"}
+SOME_FAILED = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="trt-inpaint",
+        description="Inpaint images with the LaMa + MAT ensemble, stage by stage within a memory budget.",
+    )
+    p.add_argument("image", nargs="?", type=Path, help="image file (single-image mode)")
+    p.add_argument("mask", nargs="?", type=Path, help="mask file: hole where > 127 (single-image mode)")
+    p.add_argument("-o", "--output", type=Path, help="output file (default IMG_inpainted.EXT) or folder")
+    p.add_argument("--images", type=Path, help="folder of images (folder mode)")
+    p.add_argument("--masks", type=Path, help="folder of masks matched by file stem, or one mask for all")
+    p.add_argument("--engines", type=Path, default=Path("engines"), help="engines folder (default: engines)")
+    p.add_argument(
+        "--backend", default="auto", choices=["auto", "tensorrt", "ort-cuda", "ort-cpu", "torch"],
+        help="auto picks the fastest that works here and says which",
+    )  # fmt: skip
+    p.add_argument("--precision", choices=["fp32", "fp16"], help="engine precision (default: per backend)")
+    p.add_argument("--memory-budget", default="16GiB", help="memory for resident stages (default 16GiB)")
+    p.add_argument(
+        "--host-cache", default="2GiB", help="host memory for intermediates before spilling to disk"
+    )
+    p.add_argument("--models", default="ensemble", choices=["ensemble", "lama", "mat"])
+    p.add_argument("--seed", type=int, default=240, help="seed of MAT's random inputs (default 240)")
+    p.add_argument("--hd-strategy", default="crop", choices=["crop", "resize", "original"])
+    p.add_argument("--hd-crop-margin", type=int, default=128, help="pixels around the mask (crop strategy)")
+    p.add_argument(
+        "--resize-mask", action="store_true", help="resize a mask whose size differs from the image"
+    )
+    p.add_argument("--threads", type=int, help="ONNX Runtime CPU threads")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _folder_pairs(images: Path, masks: Path, out: Path) -> list[tuple[Path, Path | None, Path]]:
+    from trt_inpaint.errors import InputError
+
+    if not images.is_dir():
+        raise InputError("--images is not a folder", images)
+    if not masks.exists():
+        raise InputError("--masks not found", masks)
+    files = sorted(p for p in images.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder", images)
+    if out.resolve() == images.resolve():
+        raise InputError("the output folder is the images folder: outputs would overwrite inputs", out)
+    out.mkdir(parents=True, exist_ok=True)
+    if masks.is_file():
+        return [(f, masks, out / f.name) for f in files]
+    by_stem: dict[str, Path] = {}
+    for m in sorted(masks.iterdir()):
+        if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES:
+            by_stem.setdefault(m.stem, m)
+    return [(f, by_stem.get(f.stem), out / f.name) for f in files]
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from trt_inpaint.runtime.api import Inpainter, stderr_log
+
+    folder = args.images is not None or args.masks is not None
+    if folder:
+        if args.image or args.mask or args.images is None or args.masks is None or args.output is None:
+            parser.error("folder mode takes --images DIR --masks DIR|FILE -o DIR (and no positional files)")
+        pairs = _folder_pairs(args.images, args.masks, args.output)
+    else:
+        if args.image is None or args.mask is None:
+            parser.error("give IMG MASK, or --images DIR --masks DIR -o DIR")
+        out = args.output or args.image.with_name(f"{args.image.stem}_inpainted{args.image.suffix}")
+        if out.is_dir():
+            out = out / args.image.name
+        pairs = [(args.image, args.mask, out)]
+    quiet = args.json
+    inp = Inpainter(
+        engines=args.engines, backend=args.backend, memory_budget=args.memory_budget, models=args.models,
+        seed=args.seed, hd_strategy=args.hd_strategy, crop_margin=args.hd_crop_margin,
+        precision=args.precision, host_cache=args.host_cache, resize_mask=args.resize_mask,
+        threads=args.threads, log=None if quiet else stderr_log,
+    )  # fmt: skip
+    bar = None
+    try:
+        if folder and not args.no_progress and not quiet:
+            from tqdm import tqdm
+
+            n = len(pairs)
+            bar = tqdm(total=n * (len(inp.stages) + 2), unit="step", desc="read", file=sys.stderr)
+
+            def progress(phase: str, k: int) -> None:
+                if bar.desc != phase:
+                    bar.set_description(phase)
+                bar.update(k)
+
+        else:
+            progress = None
+        report = inp.inpaint_files(pairs, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+        inp.close()
+    stats = inp.stats()
+    ok = sum(r.status == "ok" for r in report.results)
+    unchanged = sum(r.status == "unchanged" for r in report.results)
+    failed = report.failed
+    if args.json:
+        summary = {
+            **stats,
+            "images": len(report.results),
+            "written": ok,
+            "unchanged": unchanged,
+            "failed": len(failed),
+            "seconds": round(report.seconds, 3),
+            "stage_seconds": {k: round(v, 3) for k, v in report.stage_seconds.items()},
+            "results": [r.as_dict() for r in report.results],
+        }
+        print(json.dumps(summary, indent=2))
+    for r in failed:
+        print(f"trt-inpaint: error: {r.error}", file=sys.stderr)
+    if not folder:
+        if failed:
+            return failed[0].exit_code or 1
+        if not quiet:
+            stderr_log(
+                f"wrote {report.results[0].output} ({report.results[0].status}, {report.seconds:.1f} s)"
+            )
+        return 0
+    if not quiet:
+        from trt_inpaint.runtime.units import format_bytes
+
+        stderr_log(
+            f"{ok} written, {unchanged} unchanged (empty mask), {len(failed)} failed "
+            f"of {len(report.results)} "
+            f"in {report.seconds:.1f} s; loads {sum(stats['loads'].values())}, swaps {stats['swaps']}, "
+            f"peak {format_bytes(stats['peak_pool_bytes'])} of budget {format_bytes(stats['budget_bytes'])}"
+        )
+    return SOME_FAILED if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from trt_inpaint.errors import TrtInpaintError
+
+    try:
+        return _run(args, parser)
+    except TrtInpaintError as e:
+        print(f"trt-inpaint: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("trt-inpaint: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The engine pool: which stages are resident under a memory budget, loading and evicting them (LRU).
+
+Accounting uses each runner's footprint as measured at load. Before a stage's first load the pool uses its
+estimate (the weights' size) scaled by the largest measured/estimated ratio seen so far on this pool (a
+backend's overhead over its weights is similar across stages). Before a load the pool evicts least
+recently used stages until the stage fits; if the measured footprint turns out larger, it evicts more
+right after the load. A stage that cannot fit even
+alone is a ``BudgetError``: ``check`` raises it for every stage before any work starts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+from trt_inpaint.errors import BudgetError
+from trt_inpaint.export.spec import Stage
+from trt_inpaint.runtime.backends.base import Runner
+from trt_inpaint.runtime.units import format_bytes
+
+
+@dataclass(frozen=True)
+class PoolEvent:
+    kind: str  # "load" or "evict"
+    stage: Stage
+    used: int  # bytes accounted right after the event
+
+
+@dataclass
+class PoolStats:
+    budget: int | None
+    loads: Counter = field(default_factory=Counter)  # stage -> loads
+    evictions: int = 0  # unloads forced by the budget (a swap)
+    peak_used: int = 0
+    footprints: dict[Stage, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "budget_bytes": self.budget,
+            "loads": {s.value: n for s, n in self.loads.items()},
+            "swaps": self.evictions,
+            "peak_pool_bytes": self.peak_used,
+            "footprints": {s.value: n for s, n in self.footprints.items()},
+        }
+
+
+def _estimate(runner: Runner) -> int:
+    fn = getattr(runner, "estimate_footprint", None)
+    return int(fn()) if fn else 0
+
+
+class EnginePool:
+    """Holds one runner per stage; ``acquire(stage)`` returns it loaded, evicting others to fit the budget."""
+
+    def __init__(self, runners: dict[Stage, Runner], budget: int | None):
+        self.runners = dict(runners)
+        self.budget = budget
+        self._resident: OrderedDict[Stage, None] = OrderedDict()  # least recently used first
+        self.stats = PoolStats(budget)
+        self.events: list[PoolEvent] = []
+
+    @property
+    def used(self) -> int:
+        return sum(self.stats.footprints.get(s, 0) for s in self._resident)
+
+    @property
+    def resident(self) -> list[Stage]:
+        return list(self._resident)
+
+    def _ratio(self) -> float:
+        ratios = [
+            self.stats.footprints[s] / est
+            for s in self.stats.footprints
+            if (est := _estimate(self.runners[s])) > 0
+        ]
+        return max([1.0, *ratios])
+
+    def footprint(self, stage: Stage) -> int:
+        """Measured footprint if the stage was loaded before, else its (scaled) estimate."""
+        if stage in self.stats.footprints:
+            return self.stats.footprints[stage]
+        return int(_estimate(self.runners[stage]) * self._ratio())
+
+    def _too_big(self, stage: Stage, size: int, how: str) -> BudgetError:
+        return BudgetError(
+            f"stage {stage.value} needs {format_bytes(size)} ({how}) but the memory budget is "
+            f"{format_bytes(self.budget)}: raise --memory-budget or use smaller engines (fp16)"
+        )
+
+    def check(self, stages: list[Stage] | None = None) -> None:
+        """BudgetError if any stage alone exceeds the budget (estimated before its first load)."""
+        if self.budget is None:
+            return
+        for s in stages or list(self.runners):
+            size = self.footprint(s)
+            if size > self.budget:
+                raise self._too_big(s, size, "measured" if s in self.stats.footprints else "estimated")
+
+    def _record(self, kind: str, stage: Stage) -> None:
+        used = self.used
+        self.events.append(PoolEvent(kind, stage, used))
+        self.stats.peak_used = max(self.stats.peak_used, used)
+
+    def _evict_until(self, extra: int, keep: Stage) -> None:
+        if self.budget is None:
+            return
+        while self.used + extra > self.budget:
+            victim = next((s for s in self._resident if s is not keep), None)
+            if victim is None:
+                return
+            self.runners[victim].unload()
+            del self._resident[victim]
+            self.stats.evictions += 1
+            self._record("evict", victim)
+
+    def acquire(self, stage: Stage) -> Runner:
+        """The runner of ``stage``, loaded; the most recently used from now on."""
+        stage = Stage(stage)
+        runner = self.runners[stage]
+        if stage in self._resident:
+            self._resident.move_to_end(stage)
+            return runner
+        need = self.footprint(stage)
+        if self.budget is not None and need > self.budget:
+            raise self._too_big(stage, need, "estimated")
+        self._evict_until(need, keep=stage)
+        runner.load()
+        self.stats.footprints[stage] = runner.footprint
+        if self.budget is not None and runner.footprint > self.budget:
+            runner.unload()
+            raise self._too_big(stage, runner.footprint, "measured at load")
+        self._resident[stage] = None
+        # a footprint above the estimate: make room before this load counts as done
+        self._resident.move_to_end(stage)
+        self._evict_until(0, keep=stage)
+        self.stats.loads[stage] += 1
+        self._record("load", stage)
+        return runner
+
+    def release(self, stage: Stage) -> None:
+        """Unload ``stage`` now (not counted as a swap)."""
+        if stage in self._resident:
+            self.runners[stage].unload()
+            del self._resident[stage]
+
+    def close(self) -> None:
+        for s in list(self._resident):
+            self.release(s)

@@ -1,0 +1,137 @@
+"""cache-outputs (and evaluate's runs): a pipeline's outputs for every (image, mask set) of a prepared folder.
+
+Stage-major through the runtime, as the paper runs it: one Inpainter for LaMa over the whole set, closed
+(its engine released), then one for MAT, and so on; so it uses TensorRT or ONNX Runtime where they work.
+Resumable: outputs are written atomically and existing ones are skipped. ``outputs/<model>/source.json``
+records which weights made them; resuming with engines built from other weights is an error.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from trt_inpaint.errors import InputError
+from trt_inpaint.export.spec import MANIFEST_NAME, Pipeline, pipeline_stages
+from trt_inpaint.training.data import OUTPUTS_DIR, Index
+
+SOURCE_NAME = "source.json"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    engines: Path
+    backend: str = "auto"
+    memory_budget: str = "16GiB"
+    seed: int = 240  # the runtime's default (IOPaint's MAT seed)
+    chunk: int = 64  # images handed to the runtime at once (stage-major within, engines stay loaded across)
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class RunSummary:
+    model: str
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    backend: str = ""
+    first_error: str | None = None
+
+
+def weights_fingerprint(engines: Path, pipeline: Pipeline) -> dict[str, str]:
+    """Per stage of ``pipeline``: a hash of the manifest's record of its weights source ({} without one)."""
+    path = Path(engines) / MANIFEST_NAME
+    try:
+        stages = json.loads(path.read_text()).get("stages", {})
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for s in pipeline_stages(pipeline):
+        src = stages.get(s.value, {}).get("source") if isinstance(stages.get(s.value), dict) else None
+        out[s.value] = hashlib.sha256(json.dumps(src, sort_keys=True).encode()).hexdigest()[:16]
+    return out
+
+
+def _check_source(folder: Path, fp: dict[str, str], overwrite: bool) -> None:
+    path = folder / SOURCE_NAME
+    if path.is_file() and not overwrite:
+        try:
+            old = json.loads(path.read_text()).get("weights", {})
+        except ValueError:
+            old = {}
+        if old and fp and old != fp:
+            raise InputError(
+                "outputs here were made by engines built from other weights; pass --overwrite to redo them",
+                folder,
+            )
+
+
+def run_outputs(
+    index: Index,
+    pipeline: Pipeline | str,
+    mask_sets: Sequence[str],
+    opts: RunOptions,
+    log: Callable[[str], None] = print,
+) -> RunSummary:
+    """Run ``pipeline`` over every (item, mask set) whose output is missing; write outputs/<model>/..."""
+    from tqdm import tqdm
+
+    from trt_inpaint.runtime.api import Inpainter
+
+    pipeline = Pipeline(pipeline)
+    folder = index.root / OUTPUTS_DIR / pipeline.value
+    fp = weights_fingerprint(opts.engines, pipeline)
+    _check_source(folder, fp, opts.overwrite)
+    todo, summary = [], RunSummary(pipeline.value)
+    for s in mask_sets:
+        for it in index.items:
+            out = index.output_path(pipeline.value, it, s)
+            if out.is_file() and not opts.overwrite:
+                summary.skipped += 1
+                continue
+            todo.append((index.image_path(it), index.mask_path(it, s), out))
+    if not todo:
+        log(f"{pipeline.value}: all {summary.skipped} outputs present")
+        return summary
+    inp = Inpainter(engines=opts.engines, backend=opts.backend, memory_budget=opts.memory_budget,
+                    models=pipeline, seed=opts.seed, log=lambda m: log(f"{pipeline.value}: {m}"))
+    try:
+        summary.backend = inp.selection.backend.value
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / SOURCE_NAME).write_text(json.dumps(
+            {"weights": fp, "backend": summary.backend, "precision": inp.selection.precision.value,
+             "seed": opts.seed, "engines": str(Path(opts.engines).resolve())}, indent=1))
+        bar = tqdm(total=len(todo), disable=not opts.progress, desc=pipeline.value, unit="img")
+        for start in range(0, len(todo), opts.chunk):
+            chunk = todo[start : start + opts.chunk]
+            for _, _, out in chunk:
+                out.parent.mkdir(parents=True, exist_ok=True)
+            report = inp.inpaint_files(chunk)
+            for r in report.results:
+                if r.status == "failed":
+                    summary.failed += 1
+                    summary.first_error = summary.first_error or r.error
+                else:
+                    summary.done += 1
+            bar.update(len(chunk))
+            bar.set_postfix(failed=summary.failed)
+        bar.close()
+    finally:
+        inp.close()  # release the engines before the next model loads
+        del inp
+        gc.collect()
+    log(f"{pipeline.value}: {summary.done} written, {summary.skipped} already there, {summary.failed} failed"
+        + (f" (first: {summary.first_error})" if summary.first_error else ""))
+    return summary
+
+
+def cache_outputs(index: Index, mask_sets: Sequence[str], opts: RunOptions,
+                  models: Sequence[Pipeline] = (Pipeline.LAMA, Pipeline.MAT),
+                  log: Callable[[str], None] = print) -> list[RunSummary]:
+    """LaMa over the whole set, release, MAT over the whole set (the paper's step-by-step order)."""
+    return [run_outputs(index, m, mask_sets, opts, log) for m in models]
