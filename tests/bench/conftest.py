@@ -15,3 +15,9 @@ from standins import write_standins  # noqa: E402
 @pytest.fixture(scope="session")
 def standin_engines(tmp_path_factory) -> Path:
     return write_standins(tmp_path_factory.mktemp("bench-engines"))
+
+
+@pytest.fixture(autouse=True)
+def _flops_cache_in_tmp(tmp_path, monkeypatch):
+    """FLOP counts are cached under XDG_CACHE_HOME: keep the tests' counts out of the user's cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

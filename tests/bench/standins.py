@@ -17,11 +17,11 @@ from onnx import TensorProto, helper, numpy_helper
 from trt_inpaint.export.spec import MANIFEST_NAME, STAGES, Precision, Role, Stage, onnx_filename, spec
 
 WIDTHS = {  # weights: about 24 bytes per unit of width
-    Stage.LAMA: 400_000,
-    Stage.LAMA_DENOISER: 100_000,
-    Stage.MAT: 500_000,
-    Stage.COMBINER: 150_000,
-    Stage.FINAL_DENOISER: 100_000,
+    Stage.LAMA: 1_600_000,
+    Stage.LAMA_DENOISER: 400_000,
+    Stage.MAT: 2_000_000,
+    Stage.COMBINER: 600_000,
+    Stage.FINAL_DENOISER: 400_000,
 }
 
 

@@ -18,8 +18,28 @@ ALL_ROWS = "ort-cpu-fp32,ort-cpu-fp16,ort-cuda-fp16,tensorrt-fp16,torch-fp32"
 @pytest.fixture(scope="module")
 def report(standin_engines, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    rc = main(["--engines", str(standin_engines), "--out", str(out), "--sizes", "64,128", "--batch", "1,2",
-               "--runs", "2", "--warmup", "0", "--budget-images", "2", "--backends", ALL_ROWS, "--peak-n", "256"])  # fmt: skip
+    rc = main(
+        [
+            "--engines",
+            str(standin_engines),
+            "--out",
+            str(out),
+            "--sizes",
+            "64,128",
+            "--batch",
+            "1,2",
+            "--runs",
+            "2",
+            "--warmup",
+            "0",
+            "--budget-images",
+            "2",
+            "--backends",
+            ALL_ROWS,
+            "--peak-n",
+            "256",
+        ]
+    )
     assert rc == 0
     return out, json.loads((out / "report.json").read_text())
 
@@ -88,14 +108,18 @@ def test_budgets_swap_below_the_total(report):
 def test_markdown_and_png(report, capsys):
     out, rep = report
     md = (out / "report.md").read_text()
-    assert (
-        "| backend | precision | stage | status | p50 ms | p90 ms | images/s | peak MiB | GFLOP/s | % of peak |"
-        in md
-    )
+    header = "| backend | precision | stage | status | p50 ms | p90 ms | images/s | peak MiB | GFLOP/s |"
+    assert header + " % of peak |" in md
     assert md.count("| ONNX Runtime CPU | fp32 |") >= len(STAGES) + 1
     assert "**end to end** (ensemble)" in md and "not available here" in md
-    for section in ("One-time costs", "Scaling with image size", "Throughput against batch size",
-                    "Memory budgets and engine swaps", "FLOPs per stage", "## Machine"):  # fmt: skip
+    for section in (
+        "One-time costs",
+        "Scaling with image size",
+        "Throughput against batch size",
+        "Memory budgets and engine swaps",
+        "FLOPs per stage",
+        "## Machine",
+    ):
         assert section in md
     assert "Load average at start" in md and rep["machine"]["cpu"] in md
     png = cv2.imread(str(out / "report.png"))
@@ -121,8 +145,27 @@ def test_a_failing_backend_is_reported_and_the_rest_finish(standin_engines, tmp_
     shutil.copytree(standin_engines, eng)
     (eng / "combiner.fp32.onnx").write_bytes(b"not an onnx model")
     out = tmp_path / "r"
-    rc = main(["--engines", str(eng), "--out", str(out), "--sizes", "64", "--batch", "1", "--runs", "1",
-               "--budgets", "all", "--backends", "ort-cpu-fp32,tensorrt-fp16", "--no-plot", "--peak-n", "128"])  # fmt: skip
+    rc = main(
+        [
+            "--engines",
+            str(eng),
+            "--out",
+            str(out),
+            "--sizes",
+            "64",
+            "--batch",
+            "1",
+            "--runs",
+            "1",
+            "--budgets",
+            "all",
+            "--backends",
+            "ort-cpu-fp32,tensorrt-fp16",
+            "--no-plot",
+            "--peak-n",
+            "128",
+        ]
+    )
     assert rc == 1
     rep = json.loads((out / "report.json").read_text())
     assert "combiner" in _row(rep, "ort-cpu-fp32")["result"]["error"]

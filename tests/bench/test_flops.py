@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -32,8 +34,12 @@ def test_conv_convtranspose_matmul_gemm_einsum_counts():
         helper.make_node("Gemm", ["v", "gw"], ["z"], transB=1),  # (3, 8) x (7, 8)^T
         helper.make_node("Einsum", ["v", "ew"], ["e"], equation="ij,jk->ik"),  # (3,8) x (8,9)
     ]
-    m = _model(nodes, [x, v], [y, z, e], [_w("cw", 8, 2, 3, 3), _w("tw", 8, 6, 2, 2), _w("mw", 32, 5),
-                                          _w("gw", 7, 8), _w("ew", 8, 9)])  # fmt: skip
+    m = _model(
+        nodes,
+        [x, v],
+        [y, z, e],
+        [_w("cw", 8, 2, 3, 3), _w("tw", 8, 6, 2, 2), _w("mw", 32, 5), _w("gw", 7, 8), _w("ew", 8, 9)],
+    )
     fc = count_model(m, {"x": (2, 4, 16, 16), "v": (3, 8)})
     conv = 2 * 2 * 8 * 16 * 16 * 2 * 9
     convt = 2 * 2 * 8 * 16 * 16 * 6 * 4
@@ -66,9 +72,13 @@ def test_matrix_built_from_the_input_size_is_followed():
         helper.make_node("Cos", ["f"], ["cos"]),
         helper.make_node("MatMul", ["x", "cos"], ["y"]),
     ]
-    inits = [c("i3", TensorProto.INT64, [], [3]), c("zero", TensorProto.INT64, [], [0]),
-             c("one", TensorProto.INT64, [], [1]), c("ax0", TensorProto.INT64, [1], [0]),
-             c("ax1", TensorProto.INT64, [1], [1])]  # fmt: skip
+    inits = [
+        c("i3", TensorProto.INT64, [], [3]),
+        c("zero", TensorProto.INT64, [], [0]),
+        c("one", TensorProto.INT64, [], [1]),
+        c("ax0", TensorProto.INT64, [1], [0]),
+        c("ax1", TensorProto.INT64, [1], [1]),
+    ]
     m = _model(nodes, [x], [y], inits)
     for h, w in ((8, 8), (16, 24)):
         fc = count_model(m, {"x": (1, 3, h, w)})
@@ -77,9 +87,12 @@ def test_matrix_built_from_the_input_size_is_followed():
 
 
 def test_weights_are_not_needed():
-    m = _model([helper.make_node("MatMul", ["x", "w"], ["y"])],
-               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
-               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 128])], [_w("w", 64, 128)])  # fmt: skip
+    m = _model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 128])],
+        [_w("w", 64, 128)],
+    )
     stripped = strip_weights(m)
     assert not stripped.graph.initializer and "w" in [i.name for i in stripped.graph.input]
     assert count_model(m, {"x": (4, 64)}).total == 2 * 4 * 64 * 128
@@ -99,3 +112,20 @@ def test_missing_file_is_an_engine_error(tmp_path):
 
     with pytest.raises(EngineError, match="not found"):
         count_file(tmp_path / "nope.onnx", {})
+
+
+def test_counts_are_cached_per_file_version(standin_engines, tmp_path):
+    import os
+    import shutil
+
+    from trt_inpaint.bench.flops import cache_path, count_file_sizes
+
+    path = tmp_path / "lama.onnx"
+    shutil.copy(standin_engines / "lama.fp32.onnx", path)
+    sets = [{t.name: t.concrete(1, s, s) for t in spec(Stage.LAMA).inputs} for s in (64, 128)]
+    first = count_file_sizes(path, sets)
+    assert cache_path().is_file() and len(json.loads(cache_path().read_text())) == 2
+    assert [f.total for f in count_file_sizes(path, sets)] == [f.total for f in first]
+    os.utime(path, ns=(1, 1))  # another version of the file: counted again, cached beside
+    assert [f.total for f in count_file_sizes(path, sets)] == [f.total for f in first]
+    assert len(json.loads(cache_path().read_text())) == 4

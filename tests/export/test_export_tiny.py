@@ -91,7 +91,9 @@ def test_rerun_reuses_and_rebuilds_stale(tiny, tmp_path):
     _, reports = Exporter(_opts(out)).run()
     assert {r.status for r in reports} == {"reused"}
     # another calibration set: the fp16 ONNX is stale, the fp32 ONNX is not
-    _, reports = Exporter(_opts(out, stages=(S.Stage.LAMA_DENOISER,), calibration=CalibrationOptions(size=64, max_images=1))).run()
+    _, reports = Exporter(
+        _opts(out, stages=(S.Stage.LAMA_DENOISER,), calibration=CalibrationOptions(size=64, max_images=1))
+    ).run()
     assert reports[0].status == "built (onnx_fp16)"
     # a damaged file is rebuilt
     path = out / S.onnx_filename(S.Stage.FINAL_DENOISER, S.Precision.FP32)

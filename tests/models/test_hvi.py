@@ -142,3 +142,13 @@ def test_onnx_export_matches_onnxruntime() -> None:
     np.testing.assert_allclose(hvi, ref_hvi.numpy(), atol=1e-5)
     np.testing.assert_allclose(back, ref_back.numpy(), atol=1e-5)
     assert np.abs(back - x.numpy()).max() <= 1e-4
+
+
+def test_half_precision_round_trip_is_finite_on_black_and_grey() -> None:
+    """eps = 1e-8 underflows in fp16; black pixels must still not give 0 / 0 in the inverse."""
+    t = HVITransform().half()
+    x = _hard_image(seed=2).half()
+    with torch.no_grad():
+        y = t.inverse(t(x))
+    assert torch.isfinite(y).all()
+    assert (y.float() - x.float()).abs().max().item() <= 1e-2

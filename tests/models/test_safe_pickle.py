@@ -135,10 +135,18 @@ def _generator(reconstruct, source: str, scale: float) -> tuple[_Persistent, dic
     return gen, expected
 
 
+def _forget_persistence_module() -> None:
+    """The loader must not need (nor use) the module: drop it from the import cache, keep it importable."""
+    for name in [m for m in sys.modules if m == "torch_utils" or m.startswith("torch_utils.")]:
+        del sys.modules[name]
+
+
 @pytest.fixture
 def persistence(tmp_path, monkeypatch):
     """An importable stand-in for torch_utils.persistence (as on a machine with the MAT repo on sys.path)
     and the embedded source that creates ``marker`` if anything executes it."""
+    for name in [m for m in sys.modules if m == "torch_utils" or m.startswith("torch_utils.")]:
+        monkeypatch.delitem(sys.modules, name)  # a real one imported elsewhere comes back afterwards
     pkg = tmp_path / "site" / "torch_utils"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
@@ -148,18 +156,11 @@ def persistence(tmp_path, monkeypatch):
 
     marker = tmp_path / "EXECUTED"
     yield module._reconstruct_persistent_obj, EMBEDDED_SOURCE.format(marker=str(marker)), marker
-    for name in [m for m in sys.modules if m.startswith(("torch_utils", "_imported_module_trt_inpaint"))]:
-        del sys.modules[name]
-
-
-def _forget_persistence_module(monkeypatch) -> None:
-    """The loader must not need (nor use) the module: drop it from the import cache, keep it importable."""
-    for name in [m for m in sys.modules if m == "torch_utils" or m.startswith("torch_utils.")]:
-        monkeypatch.delitem(sys.modules, name)
+    _forget_persistence_module()
 
 
 @pytest.fixture
-def persistence_pkl(tmp_path, monkeypatch, persistence):
+def persistence_pkl(tmp_path, persistence):
     """A MAT-style network pickle whose embedded source would create ``marker`` if executed."""
     reconstruct, source, marker = persistence
     g_ema, expected = _generator(reconstruct, source, 1.0)
@@ -168,7 +169,7 @@ def persistence_pkl(tmp_path, monkeypatch, persistence):
     data = {"G": g, "D": d, "G_ema": g_ema, "augment_pipe": None, "training_set_kwargs": {"resolution": 512}}
     path = tmp_path / "Places_512_tiny.pkl"
     path.write_bytes(pickle.dumps(data, protocol=4))
-    _forget_persistence_module(monkeypatch)
+    _forget_persistence_module()
     return path, marker, expected
 
 
@@ -321,7 +322,7 @@ def _persist(reconstruct, source: str, module: torch.nn.Module) -> _Persistent:
     return _Persistent(reconstruct, type(module).__name__, state, source)
 
 
-def test_load_mat_from_official_style_pickle(tmp_path, monkeypatch, persistence):
+def test_load_mat_from_official_style_pickle(tmp_path, persistence):
     mat = pytest.importorskip("trt_inpaint.models.mat")
     from trt_inpaint.models.checkpoints import load_mat
 
@@ -332,7 +333,7 @@ def test_load_mat_from_official_style_pickle(tmp_path, monkeypatch, persistence)
     data.update(D=_persist(reconstruct, source, other), augment_pipe=None)
     path = tmp_path / "Places_512_FullData_tiny.pkl"
     path.write_bytes(pickle.dumps(data, protocol=4))
-    _forget_persistence_module(monkeypatch)
+    _forget_persistence_module()
 
     model = load_mat(path, **mat.TINY)
     assert not marker.exists()
@@ -367,3 +368,19 @@ def test_build_cannot_set_attributes_on_allowlisted_globals(tmp_path, target):
     assert torch.Tensor.add is before["add"]
     assert torch._utils._rebuild_tensor_v2.__defaults__ == before["defaults"]
     assert getattr(OrderedDict, "add", None) is before["od"]
+
+
+class _PlainModule:
+    """Pickles like an nn.Module without persistence: NEWOBJ + BUILD(__dict__)."""
+
+
+def test_cyclic_module_tree_is_a_checkpoint_error(tmp_path):
+    m = _PlainModule()
+    m.__dict__.update(
+        _parameters=OrderedDict(w=torch.ones(1)), _buffers=OrderedDict(), _modules=OrderedDict()
+    )
+    m._modules["again"] = m  # a cycle: only a crafted file does this
+    path = tmp_path / "cycle.pkl"
+    path.write_bytes(pickle.dumps({"model": m}, protocol=4))
+    with pytest.raises(CheckpointError, match="cycle.pkl.*deeper than 100"):
+        read_state_dict(path)

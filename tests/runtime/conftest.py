@@ -14,6 +14,20 @@ sys.path.insert(0, str(Path(__file__).parent))
 from standins import write_standins  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_footprint_cache(tmp_path_factory):
+    """The CLI records footprints in the user's cache folder: keep the tests' out of it."""
+    import os
+
+    old = os.environ.get("TRT_INPAINT_CACHE_DIR")
+    os.environ["TRT_INPAINT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("TRT_INPAINT_CACHE_DIR", None)
+    else:
+        os.environ["TRT_INPAINT_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def engines(tmp_path_factory) -> Path:
     """An engines folder with fp32 stand-ins of all five stages."""

@@ -105,3 +105,26 @@ def test_engine_from_another_tensorrt_version_is_refused(tmp_path):
     path.write_bytes(b"x")
     with pytest.raises(EngineError, match=f"this is {trt.__version__}"):
         TrtRunner(Stage.LAMA, path, module="tensorrt_rtx", expect_version="0.0.1").load()
+
+
+def test_real_tensorrt_rtx_engine(tmp_path):
+    """An engine built here on the CPU: without a GPU it is BackendUnavailable; with one it matches ORT."""
+    pytest.importorskip("tensorrt_rtx")
+    from trt_inpaint.export.engine import Builder, build_engine
+    from trt_inpaint.runtime.backends.tensorrt import TrtRunner
+
+    folder = write_standins(tmp_path / "e", width=1000, stages=(Stage.LAMA,))
+    onnx_path, engine_path = folder / "lama.fp32.onnx", folder / "lama.fp32.engine"
+    build_engine(onnx_path, engine_path, spec(Stage.LAMA).profile(256), Builder.TENSORRT_RTX)
+    runner = TrtRunner(Stage.LAMA, engine_path, module="tensorrt_rtx")
+    if gpu_problem():
+        with pytest.raises(BackendUnavailable, match="no usable GPU"):
+            runner.load()
+        return
+    rng = np.random.default_rng(0)
+    feeds = {"image": rng.random((1, 3, 128, 192), dtype=np.float32)}
+    feeds["mask"] = (rng.random((1, 1, 128, 192)) < 0.3).astype(np.float32)
+    with runner, OrtRunner(Stage.LAMA, onnx_path) as ort:
+        assert runner.footprint > engine_path.stat().st_size
+        got, ref = runner.run(feeds)["output"], ort.run(feeds)["output"]
+    np.testing.assert_allclose(got, ref, atol=2e-3)

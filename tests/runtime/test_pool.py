@@ -1,5 +1,7 @@
 """Engine swapping under a memory budget with ONNX Runtime CPU stages (stand-ins with ~23 MB of weights)."""
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -71,6 +73,22 @@ def test_stage_bigger_than_budget_fails_before_any_work(heavy):
     with pytest.raises(BudgetError, match=r"stage lama needs .* budget is 10.0 MiB") as err:
         Inpainter(engines=heavy, backend="ort-cpu", memory_budget="10MiB")
     assert "\n" not in str(err.value)
+
+
+def test_footprints_measured_before_make_the_check_exact(heavy, tmp_path):
+    """Without history the check uses the file size (a lower bound); with it, the measured footprint."""
+    cache = tmp_path / "footprints.json"
+    with Inpainter(engines=heavy, backend="ort-cpu", models="lama", footprint_cache=cache) as inp:
+        estimate = inp.pool.footprint(Stage.LAMA)
+        inp.pool.acquire(Stage.LAMA)
+        measured = inp.pool.stats.footprints[Stage.LAMA]
+    assert measured >= estimate == (heavy / "lama.fp32.onnx").stat().st_size
+    assert json.loads(cache.read_text()) and list(json.loads(cache.read_text()).values()) == [measured]
+    Inpainter(engines=heavy, backend="ort-cpu", models="lama", memory_budget=estimate).close()
+    with pytest.raises(BudgetError, match=r"stage lama needs .*\(measured\)"):
+        Inpainter(
+            engines=heavy, backend="ort-cpu", models="lama", memory_budget=measured - 1, footprint_cache=cache
+        )
 
 
 def test_intermediates_spill_to_disk_beyond_the_cap(heavy, folder, unlimited, tmp_path):

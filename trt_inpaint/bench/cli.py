@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--budget-backend", default="ort-cpu-fp32", choices=list(BY_KEY))
     p.add_argument("--budget-images", type=int, default=None)
-    p.add_argument("--runs", type=int, default=None, help="timed runs after warm-up (default 5, quick 2)")
+    p.add_argument("--runs", type=int, default=None, help="timed runs after warm-up (default 5, quick 1)")
     p.add_argument(
         "--warmup", type=int, default=None, help="untimed runs after the first run (default 1, quick 0)"
     )
@@ -95,7 +95,7 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         budget_backend=a.budget_backend,
         budget_images=a.budget_images or (1 if q else 2),
         warmup=a.warmup if a.warmup is not None else (0 if q else 1),
-        runs=a.runs or (2 if q else 5),
+        runs=a.runs or (1 if q else 5),
         threads=a.threads or os.cpu_count(),
         quick=q,
         plot=not a.no_plot,
@@ -136,28 +136,23 @@ def check_engines(cfg: BenchConfig) -> None:
 
 
 def count_flops(cfg: BenchConfig, progress) -> dict:
-    from trt_inpaint.bench.flops import count_file
+    from trt_inpaint.bench.flops import count_file_sizes
 
     wanted: dict[Stage, set[int]] = {s: {cfg.size} for s in _pipeline_stages(cfg)}
     sc = Stage(cfg.scaling_stage)
     wanted.setdefault(sc, set()).update(x for x in cfg.sizes if spec(sc).fixed_size in (None, x))
     out: dict[str, dict[str, dict]] = {}
-    for stage, sizes in wanted.items():
-        for size in sorted(sizes):
-            progress(f"FLOPs {stage.value} {size}x{size}")
-            shapes = {t.name: t.concrete(1, size, size) for t in spec(stage).inputs}
-            try:
-                fc = count_file(cfg.engines / onnx_filename(stage, P.FP32), shapes)
-                entry = {**fc.to_dict(), "complete": fc.complete}
-            except Exception as e:  # a graph we cannot count is reported, never fatal
-                entry = {
-                    "total": 0.0,
-                    "by_op": {},
-                    "complete": False,
-                    "unknown_count": -1,
-                    "error": str(e)[:300],
-                }
-            out.setdefault(stage.value, {})[str(size)] = entry
+    for stage, size_set in wanted.items():
+        sizes = sorted(size_set)
+        progress(f"FLOPs {stage.value} at {', '.join(map(str, sizes))}")
+        shape_sets = [{t.name: t.concrete(1, x, x) for t in spec(stage).inputs} for x in sizes]
+        try:
+            counts = count_file_sizes(cfg.engines / onnx_filename(stage, P.FP32), shape_sets)
+            entries = [{**fc.to_dict(), "complete": fc.complete} for fc in counts]
+        except Exception as e:  # a graph we cannot count is reported, never fatal
+            bad = {"total": 0.0, "by_op": {}, "complete": False, "unknown_count": -1, "error": str(e)[:300]}
+            entries = [bad] * len(sizes)
+        out[stage.value] = {str(x): e for x, e in zip(sizes, entries, strict=True)}
     return out
 
 

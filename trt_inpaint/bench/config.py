@@ -21,7 +21,7 @@ class BenchConfig:
     size: int = 512
     sizes: tuple[int, ...] = FULL_SIZES  # scaling of ``scaling_stage`` alone
     scaling_stage: str = "lama"
-    scaling_backends: tuple[str, ...] = ("ort-cpu-fp32", "torch-fp32", "ort-cuda-fp16", "tensorrt-fp16")
+    scaling_backends: tuple[str, ...] = ("ort-cpu-fp32", "ort-cuda-fp16", "tensorrt-fp16", "torch-cuda-fp16")
     batches: tuple[int, ...] = (1, 4)
     batch_backends: tuple[str, ...] = ("ort-cpu-fp32", "ort-cuda-fp16", "tensorrt-fp16", "torch-cuda-fp16")
     budgets: tuple[str, ...] = ("all", "tight")  # see budgets.resolve_budget

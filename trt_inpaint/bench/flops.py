@@ -10,7 +10,9 @@ onnx's data-propagating inference. Weights are not read: large initializers beco
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -182,8 +184,9 @@ def node_flops(node, shapes: dict[str, list[int | None]]) -> float | None:
     return 0.0
 
 
-def count_model(model: ModelProto, shapes: dict[str, tuple[int, ...]]) -> FlopCount:
-    inferred = infer(concretize(strip_weights(model), shapes))
+def count_model(model: ModelProto, shapes: dict[str, tuple[int, ...]], stripped: bool = False) -> FlopCount:
+    """FLOPs of ``model`` with its inputs fixed to ``shapes`` (``stripped``: weights already removed)."""
+    inferred = infer(concretize(model if stripped else strip_weights(model), shapes))
     table = _shape_table(inferred)
     fc = FlopCount()
     for node in _all_nodes(inferred.graph):
@@ -219,4 +222,56 @@ def load_graph(path: str | Path) -> ModelProto:
 
 
 def count_file(path: str | Path, shapes: dict[str, tuple[int, ...]]) -> FlopCount:
-    return count_model(load_graph(path), shapes)
+    return count_model(strip_weights(load_graph(path)), shapes, stripped=True)
+
+
+def cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "trt-inpaint" / "bench-flops.json"
+
+
+def _cache_key(path: Path, shapes: dict[str, tuple[int, ...]]) -> str:
+    st = path.stat()
+    dims = ";".join(f"{k}={'x'.join(map(str, v))}" for k, v in sorted(shapes.items()))
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{dims}"
+
+
+def _read_cache(file: Path) -> dict:
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def count_file_sizes(
+    path: str | Path, shape_sets: list[dict[str, tuple[int, ...]]], cache: Path | None = None
+) -> list[FlopCount]:
+    """``count_file`` at several input sizes, reading the file once; complete counts are cached by file
+    (path, size, modification time) and shapes in ``cache`` (default ``cache_path()``), since folding a
+    large graph takes seconds."""
+    path = Path(path)
+    if not path.is_file():
+        raise EngineError("ONNX file not found", path)
+    cache = cache or cache_path()
+    known = _read_cache(cache)
+    out: list[FlopCount | None] = []
+    for shapes in shape_sets:
+        hit = known.get(_cache_key(path, shapes))
+        out.append(FlopCount(hit["total"], dict(hit["by_op"]), hit["counted_nodes"]) if hit else None)
+    if any(fc is None for fc in out):
+        graph = strip_weights(load_graph(path))
+        for i, shapes in enumerate(shape_sets):
+            if out[i] is None:
+                fc = out[i] = count_model(graph, shapes, stripped=True)
+                if fc.complete:
+                    known[_cache_key(path, shapes)] = {"total": fc.total, "by_op": fc.by_op,
+                                                       "counted_nodes": fc.counted_nodes}  # fmt: skip
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known))
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # a read-only home only costs the next run the same seconds
+    return [fc for fc in out if fc is not None]

@@ -207,6 +207,10 @@ def _budget_rows(report: dict) -> list[list[str]]:
     rows = []
     for b in report["backends"]:
         for r in (b.get("result") or {}).get("budgets", []):
+            if "error" in r:
+                rows.append([b["label"], b["numeric"], r["budget_text"], r["mode"], str(r["images"]),
+                             *[""] * 10, f"failed: {r['error']}"])  # fmt: skip
+                continue
             rows.append(
                 [b["label"], b["numeric"], r["budget_text"], r["mode"], str(r["images"]), str(r["loads"]),
                  str(r["reloads"]), str(r["swaps"]), _f(r["load_s"], "{:.2f}"), _f(r["swap_in_s"], "{:.2f}"),

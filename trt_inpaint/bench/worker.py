@@ -44,12 +44,18 @@ class Job:
 
 
 def scaling_runs(size: int, warmup: int, runs: int) -> tuple[int, int]:
-    """Fewer repeats at large sizes, where one run takes tens of seconds on a CPU and varies little."""
+    """(warm-up, runs) at ``size``: fewer repeats for large images, where one run takes tens of seconds
+    on a CPU and varies little (the first run, timed apart, already warms up)."""
     if size >= 2048:
-        return min(warmup, 1), max(1, min(runs, 2))
+        return 0, 1
     if size >= 1024:
-        return min(warmup, 1), max(1, min(runs, 3))
+        return 0, min(runs, 2)
     return warmup, runs
+
+
+def batch_runs(batch: int, warmup: int, runs: int) -> tuple[int, int]:
+    """(warm-up, runs) for a batch: batches above 1 repeat less (each run holds ``batch`` images)."""
+    return (warmup, runs) if batch == 1 else (0, min(runs, 3))
 
 
 def run_job(job: Job, progress=None) -> dict:
@@ -72,14 +78,15 @@ def run_job(job: Job, progress=None) -> dict:
     try:
         for batch in job.batches:
             tag = f"{job.pipeline} b{batch}: "
+            warmup, runs = batch_runs(batch, job.warmup, job.runs)
             result["pipeline_runs"].append(
                 bench_pipeline(
                     factory,
                     Pipeline(job.pipeline),
                     job.size,
                     batch,
-                    job.warmup,
-                    job.runs,
+                    warmup,
+                    runs,
                     sampler,
                     lambda m, t=tag: progress(m if m.startswith(t) else t + m),
                     tag,

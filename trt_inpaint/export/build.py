@@ -169,7 +169,8 @@ class Exporter:
 
         # 1. fp32 ONNX
         path32 = self.out / S.onnx_filename(stage, S.Precision.FP32)
-        key32 = key_of({"source": source, "tool": TOOL_VERSION, "opset": 17})
+        weights_id = {k: v for k, v in source.items() if k != "path"}  # moving the file is no change
+        key32 = key_of({"source": weights_id, "tool": TOOL_VERSION, "opset": 17})
         a = arts.get("onnx_fp32")
         if not (a and a.is_current(self.out, key32)):
             from trt_inpaint.export.onnx import export_onnx

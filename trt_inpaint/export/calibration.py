@@ -65,8 +65,10 @@ def digest(pairs: Sequence[Pair]) -> str:
     return h.hexdigest()
 
 
-def read_pair(image_path: Path, mask_path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(1, 3, size, size) RGB in [0, 1] and (1, 1, size, size) mask in {0, 1} (1 = hole)."""
+def read_pair(
+    image_path: Path, mask_path: Path, size: int | tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(1, 3, H, W) RGB in [0, 1] and (1, 1, H, W) mask in {0, 1} (1 = hole); ``size`` is S or (H, W)."""
     import cv2
 
     img = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
@@ -75,8 +77,9 @@ def read_pair(image_path: Path, mask_path: Path, size: int) -> tuple[np.ndarray,
     mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
     if mask is None:
         raise InputError("cannot read this mask", mask_path)
-    img = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_AREA)
-    mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
+    h, w = (size, size) if isinstance(size, int) else size
+    img = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (w, h), interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
     image = (img.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
     return np.ascontiguousarray(image), (mask > 127).astype(np.float32)[None, None]
 

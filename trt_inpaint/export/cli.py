@@ -126,13 +126,19 @@ def _export(args: argparse.Namespace, weights: dict[S.Stage, Path], calibration:
             f"The manifest says so.\n{BANNER}",
             file=sys.stderr,
         )
-    bar = tqdm(total=len(stages), unit="stage", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=len(stages), unit="stage", file=sys.stderr, dynamic_ncols=True, disable=None)  # tty only
 
     def done(report) -> None:
         tqdm.write(f"{report.stage.value:15s} {report.status} ({report.seconds:.1f} s)")
         bar.update(1)
 
-    exporter = Exporter(opts, progress=lambda msg: bar.set_description(msg[:70]), on_stage=done)
+    def progress(msg: str) -> None:
+        if bar.disable:  # not a terminal (CI log): one line per step
+            print(f"  {msg}", file=sys.stderr, flush=True)
+        else:
+            bar.set_description(msg[:70])
+
+    exporter = Exporter(opts, progress=progress, on_stage=done)
     if exporter.builder is Builder.NONE:
         why = (
             "--builder none" if opts.builder is Builder.NONE else "neither tensorrt nor tensorrt_rtx imports"

@@ -1,7 +1,7 @@
 """Mixed fp16 ONNX with fp32 islands chosen by measurement.
 
 1. Run the calibration feeds through the fp32 graph in ONNX Runtime (CPU) with every float tensor exposed
-   (in chunks, to bound memory), and record per tensor: max |x|, the rounding error of an fp16 cast
+   (segment by segment, to bound memory), and record per tensor: max |x|, the rounding error of an fp16 cast
    relative to the tensor's scale, and, for divisors (Div, Reciprocal, Log, Pow), the worst per-element
    relative error (a value flushed to 0 counts as 100 %).
 2. A tensor that would overflow (max |x| > headroom * 65504), lose its scale in fp16's subnormal range,
@@ -54,7 +54,7 @@ class Fp16Options:
     target_psnr: float = 45.0  # verification: fp16 vs fp32 ONNX output on the calibration feeds (dB)
     grow_fraction: float = 0.05  # verification failed: block this fraction of the remaining tensors more
     max_rounds: int = 4
-    chunk_bytes: int = 1 << 30  # exposed intermediates per ONNX Runtime run
+    chunk_bytes: int = 1 << 30  # float outputs of one graph segment (memory bound of the measurement)
 
     def key(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "chunk_bytes"}
@@ -63,34 +63,38 @@ class Fp16Options:
 @dataclass
 class TensorStats:
     max_abs: float = 0.0
-    max_err: float = 0.0  # max |fp16(x) - x|
-    flushed: int = 0  # nonzero in fp32, zero in fp16
+    max_err: float = 0.0  # max |fp16(x) - x| (computed where it can matter: see ``update``)
     count: int = 0
     divisor_rel: float = 0.0  # worst |fp16(x) - x| / |x| over nonzero x (divisor tensors only)
     nonfinite_fp32: bool = False
 
     def update(self, x: np.ndarray, divisor: bool) -> None:
+        """Fold one tensor in. Two passes for most tensors: fp16 rounding of normal numbers is within
+        2^-11 of |x| <= max |x|, so the fp16 cast is only computed for tensors whose max |x| is below
+        fp16's smallest normal number (subnormal range) and for divisors."""
         x = np.asarray(x, dtype=np.float32)
         if x.size == 0:
             return
-        finite = np.isfinite(x)
-        if not finite.all():
+        hi, lo = float(x.max()), float(x.min())
+        if not (math.isfinite(hi) and math.isfinite(lo)):
             self.nonfinite_fp32 = True
-            x = np.where(finite, x, 0.0).astype(np.float32)
-        with np.errstate(over="ignore", invalid="ignore"):
-            h = x.astype(np.float16).astype(np.float32)
-            a = np.abs(x)
-            self.max_abs = max(self.max_abs, float(a.max()))
-            err = np.abs(h - x)
-            ferr = err[np.isfinite(err)]
-            self.max_err = max(self.max_err, float(ferr.max()) if ferr.size else 0.0)
-            self.flushed += int(np.count_nonzero((h == 0) & (x != 0)))
-            self.count += x.size
+            x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
+            hi, lo = float(x.max()), float(x.min())
+        mx = max(hi, -lo)
+        self.max_abs = max(self.max_abs, mx)
+        self.count += x.size
+        if mx >= FP16_MIN_NORMAL and not divisor:
+            return
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            err = np.abs(x.astype(np.float16).astype(np.float32) - x)
+            if mx < FP16_MIN_NORMAL:
+                self.max_err = max(self.max_err, float(err.max()))
             if divisor:
-                nz = x != 0
+                a = np.abs(x)
+                nz = a > 0
                 if nz.any():
-                    rel = err[nz] / a[nz]
-                    self.divisor_rel = max(self.divisor_rel, float(np.nan_to_num(rel, nan=np.inf).max()))
+                    rel = np.nan_to_num(err[nz] / a[nz], nan=np.inf)
+                    self.divisor_rel = max(self.divisor_rel, float(rel.max()))
 
     def reasons(self, opts: Fp16Options, divisor: bool) -> list[str]:
         out = []
@@ -234,18 +238,6 @@ def _fixed_inputs(model: onnx.ModelProto, feeds: Feeds) -> onnx.ModelProto:
     return infer(m)
 
 
-def _with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> bytes:
-    import onnx
-
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    have = {o.name for o in m.graph.output}
-    for n in names:
-        if n not in have:
-            m.graph.output.append(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None))
-    return m.SerializeToString()
-
-
 def _session(model_bytes: bytes):
     import onnxruntime as ort
 
@@ -253,6 +245,9 @@ def _session(model_bytes: bytes):
     so.log_severity_level = 3
     # keep every exposed tensor as the graph computes it (no fusions that would hide or change them)
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    # many sessions live at once (one per graph part): no arena, so each run's memory is returned
+    so.enable_cpu_mem_arena = False
+    so.enable_mem_pattern = False
     return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 
@@ -270,6 +265,94 @@ def run_onnx(model: str | Path | bytes, feeds: Sequence[Feeds]) -> list[np.ndarr
 # ---- measurement -------------------------------------------------------------------------------------
 
 
+def _segments(model: onnx.ModelProto, feeds: Feeds, limit: int) -> list[list]:
+    """The (topologically ordered) nodes cut into runs whose float outputs stay under ``limit`` bytes."""
+    sizes = GraphIndex(_fixed_inputs(model, feeds)).sizes
+    default = max(sizes.values()) if sizes else 64 << 20
+    segments: list[list] = [[]]
+    used = 0
+    for n in model.graph.node:
+        b = sum(sizes.get(o, default) for o in n.output if o)
+        if segments[-1] and used + b > limit:
+            segments.append([])
+            used = 0
+        segments[-1].append(n)
+        used += b
+    return segments
+
+
+class _SegmentedRun:
+    """Runs a graph segment by segment (one ONNX Runtime session each), exposing every tensor a segment
+    makes; tensors crossing a cut are carried in memory. One pass over the model per feed."""
+
+    def __init__(self, model: onnx.ModelProto, segments: list[list]):
+        g = model.graph
+        self.model = model
+        self.segments = segments
+        self.inits = {i.name: i for i in g.initializer}
+        self.types = {v.name: v.type.tensor_type.elem_type for v in (*g.value_info, *g.input, *g.output)}
+        self.graph_outputs = [o.name for o in g.output]
+        last_use: dict[str, int] = {}
+        for k, seg in enumerate(segments):
+            for n in seg:
+                for i in n.input:
+                    last_use[i] = k
+        for o in self.graph_outputs:
+            last_use[o] = len(segments)
+        self.last_use = last_use
+        self.sessions: list = [None] * len(segments)
+        self.io: list[tuple[list[str], list[str]]] = []
+        for seg in segments:
+            produced = [o for n in seg for o in n.output if o]
+            pset = set(produced)
+            inputs = list(
+                dict.fromkeys(i for n in seg for i in n.input if i and i not in pset and i not in self.inits)
+            )
+            self.io.append((inputs, produced))
+
+    def _session(self, k: int, live: dict[str, np.ndarray]):
+        import onnx
+        from onnx import helper
+
+        if self.sessions[k] is None:
+            seg = self.segments[k]
+            inputs, produced = self.io[k]
+            used = {i for n in seg for i in n.input}
+            vi_in = [
+                helper.make_tensor_value_info(
+                    i, helper.np_dtype_to_tensor_dtype(live[i].dtype), live[i].shape
+                )
+                for i in inputs
+            ]
+            vi_out = [
+                helper.make_tensor_value_info(o, self.types.get(o, onnx.TensorProto.FLOAT), None)
+                for o in produced
+            ]
+            graph = helper.make_graph(
+                seg, f"segment{k}", vi_in, vi_out, [self.inits[i] for i in used if i in self.inits]
+            )
+            sub = helper.make_model(
+                graph, opset_imports=self.model.opset_import, ir_version=self.model.ir_version
+            )
+            self.sessions[k] = _session(sub.SerializeToString())
+        return self.sessions[k]
+
+    def run(self, feeds: Feeds, visit: Callable[[str, np.ndarray], None]) -> dict[str, np.ndarray]:
+        live = dict(feeds)
+        for k in range(len(self.segments)):
+            inputs, produced = self.io[k]
+            sess = self._session(k, live)
+            results = sess.run(produced, {i: live[i] for i in inputs})
+            for name, arr in zip(produced, results, strict=True):
+                visit(name, arr)
+                if self.last_use.get(name, -1) > k:
+                    live[name] = arr
+            del results
+            for name in [n for n in live if self.last_use.get(n, -1) <= k]:
+                del live[name]
+        return {o: live[o] for o in self.graph_outputs}
+
+
 def collect_stats(
     model: onnx.ModelProto,
     feeds: Sequence[Feeds],
@@ -281,35 +364,21 @@ def collect_stats(
 
     model = infer(model)
     index = GraphIndex(model)
-    sizes = GraphIndex(_fixed_inputs(model, feeds[0])).sizes if feeds else {}
-    known = [s for s in sizes.values()]
-    default = max(known) if known else 64 << 20
-    chunks: list[list[str]] = [[]]
-    used = 0
-    for t in index.float_tensors:
-        b = sizes.get(t, default)
-        if chunks[-1] and used + b > opts.chunk_bytes:
-            chunks.append([])
-            used = 0
-        chunks[-1].append(t)
-        used += b
+    measured = set(index.float_tensors)
+    runner = _SegmentedRun(model, _segments(model, feeds[0], opts.chunk_bytes))
     stats: dict[str, TensorStats] = {}
     outputs: list[np.ndarray] = []
-    for ci, names in enumerate(chunks):
+
+    def visit(name: str, arr: np.ndarray) -> None:
+        if name in measured and arr.dtype == np.float32:
+            stats.setdefault(name, TensorStats()).update(arr, name in index.divisors)
+
+    for k, f in enumerate(feeds):
         if progress:
-            progress(f"measuring tensors {ci + 1}/{len(chunks)}")
-        sess = _session(_with_outputs(model, names))
-        out_names = [o.name for o in sess.get_outputs()]
-        for f in feeds:
-            res = sess.run(None, f)
-            for name, arr in zip(out_names, res, strict=False):
-                if name in index.graph_outputs:
-                    if ci == 0:
-                        outputs.append(arr)
-                    continue
-                stats.setdefault(name, TensorStats()).update(arr, name in index.divisors)
-            del res
-        del sess
+            progress(
+                f"measuring {len(measured)} tensors: image {k + 1}/{len(feeds)}, {len(runner.segments)} parts"
+            )
+        outputs.append(runner.run(f, visit)[index.graph_outputs[0]])
     for init in model.graph.initializer:
         if init.data_type == 1:  # FLOAT
             st = TensorStats()

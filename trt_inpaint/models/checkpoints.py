@@ -55,7 +55,10 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
         if isinstance(obj, torch.nn.Module):  # cannot come from our loaders; accepted for API symmetry
             obj = obj.state_dict()
         if safe_pickle.is_module_record(obj):
-            obj = safe_pickle.module_state_dict(obj)
+            try:
+                obj = safe_pickle.module_state_dict(obj)
+            except ValueError as err:
+                raise CheckpointError(f"cannot read pickled module: {err}", path) from err
         if safe_pickle.is_tensor_dict(obj):
             break
         mapping = safe_pickle.as_mapping(obj)

@@ -31,7 +31,7 @@ def _cos_sin(n_out: Tensor, n_in: Tensor, period: int | Tensor, dtype: torch.dty
     if not isinstance(period, Tensor):  # a tensor divisor exports to Mod in both ONNX exporters
         period = torch.full((), period, dtype=torch.int64, device=n_out.device)
     idx = torch.remainder(n_out[:, None] * n_in[None, :], period)
-    angle = idx.to(work) * (2.0 * math.pi / period)
+    angle = idx.to(work) * (2.0 * math.pi) / period.to(work)
     return torch.cos(angle).to(dtype), torch.sin(angle).to(dtype)
 
 

@@ -38,5 +38,5 @@ def deterministic_init_(module: torch.nn.Module, seed: int = 0, gain: float = 1.
     for key, t in module.state_dict(keep_vars=True).items():
         if not t.is_floating_point():
             continue
-        t.copy_(torch.from_numpy(init_value(key, tuple(t.shape), seed, gain)).to(t.dtype))
+        t.copy_(torch.from_numpy(np.asarray(init_value(key, tuple(t.shape), seed, gain))).to(t.dtype))
     return module

@@ -66,7 +66,7 @@ def upfirdn2d(
 ) -> Tensor:
     """Zero-insert upsample, pad (x0, x1, y0, y1; negative crops), convolve with the 2-D FIR ``f``
     (true convolution: the filter is flipped), keep every ``down``-th pixel."""
-    c, h, w = x.shape[1], x.shape[2], x.shape[3]
+    c, h, w = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])  # static under tracing; batch stays -1
     if up > 1:
         x = x.reshape(-1, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
@@ -84,7 +84,7 @@ def upfirdn2d(
 
 def upsample2d(x: Tensor, f: Tensor, up: int = 2) -> Tensor:
     """Filtered upsampling to exactly ``up`` times the size (the ToRGB skip path)."""
-    fw, fh = f.shape[1], f.shape[0]
+    fw, fh = int(f.shape[1]), int(f.shape[0])
     pad = ((fw + up - 1) // 2, (fw - up) // 2, (fh + up - 1) // 2, (fh - up) // 2)
     return upfirdn2d(x, f, up=up, pad=pad, gain=float(up * up))
 
@@ -92,8 +92,8 @@ def upsample2d(x: Tensor, f: Tensor, up: int = 2) -> Tensor:
 def conv2d_resample(x: Tensor, w: Tensor, f: Tensor, up: int = 1, down: int = 1, padding: int = 0) -> Tensor:
     """Convolution (correlation) with optional 2x up- or downsampling through the FIR filter ``f``;
     the padding is the one of the plain convolution. Mirrors the reference op's fast paths."""
-    kh, kw = w.shape[2], w.shape[3]
-    fh, fw = f.shape[0], f.shape[1]
+    kh, kw = int(w.shape[2]), int(w.shape[3])
+    fh, fw = int(f.shape[0]), int(f.shape[1])
     if up == 1 and down == 1:
         return F.conv2d(x, w, padding=padding)
     if up > 1 and down > 1:
@@ -269,7 +269,7 @@ class ToRGB(nn.Module):
     def forward(self, x: Tensor, style: Tensor, skip: Tensor | None = None) -> Tensor:
         out = bias_act(self.conv(x, style), self.bias, Activation.LINEAR)
         if skip is not None:
-            if skip.shape[-1] != out.shape[-1]:
+            if int(skip.shape[-1]) != int(out.shape[-1]):
                 skip = upsample2d(skip, self.resample_filter)
             out = out + skip
         return out

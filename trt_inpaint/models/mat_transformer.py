@@ -20,7 +20,7 @@ MASKED_LOGIT = -100.0  # logit offset of keys in a hole / in another shifted reg
 
 def token2feature(x: Tensor, size: tuple[int, int]) -> Tensor:
     """(N, H*W, C) -> (N, C, H, W)."""
-    return x.permute(0, 2, 1).reshape(-1, x.shape[2], size[0], size[1])
+    return x.permute(0, 2, 1).reshape(-1, int(x.shape[2]), size[0], size[1])
 
 
 def feature2token(x: Tensor) -> Tensor:
@@ -30,14 +30,14 @@ def feature2token(x: Tensor) -> Tensor:
 
 def window_partition(x: Tensor, ws: int) -> Tensor:
     """(N, H, W, C) -> (N * nW, ws, ws, C)."""
-    _, h, w, c = x.shape
+    h, w, c = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
     x = x.reshape(-1, h // ws, ws, w // ws, ws, c)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, ws, ws, c)
 
 
 def window_reverse(windows: Tensor, ws: int, h: int, w: int) -> Tensor:
     """(N * nW, ws, ws, C) -> (N, H, W, C)."""
-    c = windows.shape[-1]
+    c = int(windows.shape[-1])
     x = windows.reshape(-1, h // ws, w // ws, ws, ws, c)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
 
@@ -95,14 +95,14 @@ class WindowAttention(nn.Module):
     def forward(
         self, x: Tensor, mask_windows: Tensor | None = None, attn_mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
-        n, c, h = x.shape[1], x.shape[2], self.num_heads
+        n, c, h = int(x.shape[1]), int(x.shape[2]), self.num_heads
         norm_x = F.normalize(x.float(), p=2.0, dim=-1).to(x.dtype)
         q = self.q(norm_x).reshape(-1, n, h, c // h).permute(0, 2, 1, 3)
         k = self.k(norm_x).reshape(-1, n, h, c // h).permute(0, 2, 3, 1)
         v = self.v(x).reshape(-1, n, h, c // h).permute(0, 2, 1, 3)
         attn = (q @ k) * self.scale
         if attn_mask is not None:
-            nw = attn_mask.shape[0]
+            nw = int(attn_mask.shape[0])
             attn = attn.reshape(-1, nw, h, n, n) + attn_mask.to(attn.dtype).unsqueeze(1).unsqueeze(0)
             attn = attn.reshape(-1, h, n, n)
         if mask_windows is not None:
@@ -162,7 +162,7 @@ class SwinBlock(nn.Module):
         self, x: Tensor, size: tuple[int, int], mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
         h, w = size
-        c = x.shape[2]
+        c = int(x.shape[2])
         ws, s = self.window_size, self.shift_size
         shortcut = x
         x = x.reshape(-1, h, w, c)
@@ -327,7 +327,7 @@ class FirstStage(nn.Module):
             x, mask = block(x, mask)
             if i != len(self.enc_conv) - 1:
                 skips.append(x)
-        size = (x.shape[2], x.shape[3])
+        size = (int(x.shape[2]), int(x.shape[3]))
         x = feature2token(x)
         mask = feature2token(mask)
         mid = len(self.tran) // 2

@@ -107,13 +107,12 @@ class PickledCall(PickledObject):
 
 
 def as_mapping(obj: Any) -> Mapping[str, Any] | None:
-    """A dict, or the items a stubbed dict subclass (e.g. EasyDict) received, or None."""
+    """A dict, or what a stub holds as one (SETITEMS of a stubbed dict subclass such as EasyDict, or a
+    BUILD state dict / (dict, slotstate) pair), or None. Never recurses, so cycles are harmless."""
+    if isinstance(obj, PickledObject):
+        obj = obj.items or obj.state
     if isinstance(obj, Mapping):
         return obj
-    if isinstance(obj, PickledObject):
-        if obj.items:
-            return obj.items
-        return as_mapping(obj.state)
     if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], Mapping):  # (dict, slotstate)
         return obj[0]
     return None
@@ -360,12 +359,14 @@ def is_module_record(obj: Any) -> bool:
 def module_state_dict(obj: Any, prefix: str = "", _depth: int = 0) -> dict[str, torch.Tensor]:
     """Flatten a stubbed module's parameters and persistent buffers into ``{'a.b.weight': tensor}``."""
     if _depth > 100:
-        raise pickle.UnpicklingError("module nesting deeper than 100")
+        raise ValueError("module nesting deeper than 100 (a cycle?)")
     state = module_state(obj)
     out: dict[str, torch.Tensor] = {}
     if state is None:
         return out
-    non_persistent = state.get("_non_persistent_buffers_set") or ()
+    non_persistent = state.get("_non_persistent_buffers_set")
+    if not isinstance(non_persistent, (set, frozenset, list, tuple)):
+        non_persistent = ()
     for field in ("_parameters", "_buffers"):
         for name, value in (as_mapping(state.get(field)) or {}).items():
             if isinstance(value, torch.Tensor) and not (field == "_buffers" and name in non_persistent):
@@ -385,7 +386,10 @@ def load_persistence_pickle(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"not a network pickle (top level is {type(data).__name__}, not a dict)", path)
     for key in ("G_ema", "G"):
         if key in mapping and is_module_record(mapping[key]):
-            state_dict = module_state_dict(mapping[key])
+            try:
+                state_dict = module_state_dict(mapping[key])
+            except ValueError as err:
+                raise _fail(path, f"cannot read network pickle entry {key!r}", err) from err
             if not state_dict:
                 raise CheckpointError(f"network pickle entry {key!r} holds no tensors", path)
             return state_dict
@@ -414,7 +418,7 @@ def read_torch_archive(path: str | Path) -> Any:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
-            pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") <= 1]
+            pickles = [n for n in names if n.count("/") == 1 and n.endswith("/data.pkl")]
             if not pickles:
                 raise CheckpointError("zip archive without data.pkl: not a PyTorch checkpoint", path)
             prefix = pickles[0][: -len("data.pkl")]

@@ -25,6 +25,7 @@ from trt_inpaint.runtime import hd, imaging
 from trt_inpaint.runtime.backends.base import Backend
 from trt_inpaint.runtime.backends.registry import RunnerOptions, Selection, make_runner, select
 from trt_inpaint.runtime.engines import EngineDir
+from trt_inpaint.runtime.footprints import FootprintCache
 from trt_inpaint.runtime.pipeline import Progress, output_key, put_inputs, run_stage_major
 from trt_inpaint.runtime.pool import EnginePool
 from trt_inpaint.runtime.store import IntermediateStore
@@ -76,7 +77,12 @@ class _Job:
 
 
 class Inpainter:
-    """Runs ``models`` (a Pipeline) on ``backend`` with engines from ``engines``, within ``memory_budget``."""
+    """Runs ``models`` (a Pipeline) on ``backend`` with engines from ``engines``, within ``memory_budget``.
+
+    ``footprint_cache``: a JSON file of footprints measured in earlier runs (the CLI uses
+    ``footprints.default_cache_path()``), so the budget check before any work uses measured sizes;
+    None: estimates only.
+    """
 
     def __init__(
         self,
@@ -92,6 +98,7 @@ class Inpainter:
         resize_mask: bool = False,
         threads: int | None = None,
         spill_dir: str | Path | None = None,
+        footprint_cache: str | Path | None = None,
         log: Callable[[str], None] | None = None,
     ):
         try:
@@ -113,7 +120,7 @@ class Inpainter:
         self.log(self.selection.describe())
         options = RunnerOptions(threads=threads, gpu_mem_limit=self.budget)
         runners = {s: make_runner(self.selection, s, self.engines, options) for s in self.stages}
-        self.pool = EnginePool(runners, self.budget)
+        self.pool = EnginePool(runners, self.budget, FootprintCache(footprint_cache))
         self.pool.check(self.stages)  # a stage larger than the budget fails here, before any work
 
     # ---- arrays -----------------------------------------------------------------------------------

@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--resize-mask", action="store_true", help="resize a mask whose size differs from the image"
     )
     p.add_argument("--threads", type=int, help="ONNX Runtime CPU threads")
+    p.add_argument(
+        "--no-footprint-cache", action="store_true",
+        help="ignore footprints measured in earlier runs ($TRT_INPAINT_CACHE_DIR or ~/.cache/trt-inpaint)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -72,6 +76,7 @@ def _folder_pairs(images: Path, masks: Path, out: Path) -> list[tuple[Path, Path
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from trt_inpaint.runtime.api import Inpainter, stderr_log
+    from trt_inpaint.runtime.footprints import default_cache_path
 
     folder = args.images is not None or args.masks is not None
     if folder:
@@ -91,6 +96,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         seed=args.seed, hd_strategy=args.hd_strategy, crop_margin=args.hd_crop_margin,
         precision=args.precision, host_cache=args.host_cache, resize_mask=args.resize_mask,
         threads=args.threads, log=None if quiet else stderr_log,
+        footprint_cache=None if args.no_footprint_cache else default_cache_path(),
     )  # fmt: skip
     bar = None
     try:
@@ -102,7 +108,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
             def progress(phase: str, k: int) -> None:
                 if bar.desc != phase:
-                    bar.set_description(phase)
+                    bar.set_description(phase, refresh=False)
                 bar.update(k)
 
         else:

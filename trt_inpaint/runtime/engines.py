@@ -15,11 +15,13 @@ from typing import Any
 from trt_inpaint.errors import EngineError
 from trt_inpaint.export.spec import MANIFEST_NAME, Precision, Stage, engine_filename, onnx_filename
 
-EXPORT_COMMAND = "export-engines --out {dir}"
+EXPORT_COMMAND = (
+    "export-engines --out {dir} --lama CKPT --mat CKPT --lama-denoiser W --combiner W --final-denoiser W"
+)
 
 
 def export_hint(folder: Path) -> str:
-    return f"build them with: {EXPORT_COMMAND.format(dir=folder)} (export-engines --help: weights, precision)"
+    return f"build them with: {EXPORT_COMMAND.format(dir=folder)} (or --random-init for a smoke test)"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The engine pool: which stages are resident under a memory budget, loading and evicting them (LRU).
 
-Accounting uses each runner's footprint as measured at load. Before a stage's first load the pool uses its
-estimate (the weights' size) scaled by the largest measured/estimated ratio seen so far on this pool (a
+Accounting uses each runner's footprint as measured at load. Before a stage's first load the pool uses the
+footprint measured in an earlier run (``FootprintCache``) if there is one, else its estimate (the weights'
+size) scaled by the largest measured/estimated ratio seen so far on this pool (a
 backend's overhead over its weights is similar across stages). Before a load the pool evicts least
 recently used stages until the stage fits; if the measured footprint turns out larger, it evicts more
 right after the load. A stage that cannot fit even
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from trt_inpaint.errors import BudgetError
 from trt_inpaint.export.spec import Stage
 from trt_inpaint.runtime.backends.base import Runner
+from trt_inpaint.runtime.footprints import FootprintCache
 from trt_inpaint.runtime.units import format_bytes
 
 
@@ -52,9 +54,10 @@ def _estimate(runner: Runner) -> int:
 class EnginePool:
     """Holds one runner per stage; ``acquire(stage)`` returns it loaded, evicting others to fit the budget."""
 
-    def __init__(self, runners: dict[Stage, Runner], budget: int | None):
+    def __init__(self, runners: dict[Stage, Runner], budget: int | None, cache: FootprintCache | None = None):
         self.runners = dict(runners)
         self.budget = budget
+        self.cache = cache or FootprintCache(None)
         self._resident: OrderedDict[Stage, None] = OrderedDict()  # least recently used first
         self.stats = PoolStats(budget)
         self.events: list[PoolEvent] = []
@@ -79,7 +82,8 @@ class EnginePool:
         """Measured footprint if the stage was loaded before, else its (scaled) estimate."""
         if stage in self.stats.footprints:
             return self.stats.footprints[stage]
-        return int(_estimate(self.runners[stage]) * self._ratio())
+        estimate = int(_estimate(self.runners[stage]) * self._ratio())
+        return max(self.cache.get(self.runners[stage]) or 0, estimate)
 
     def _too_big(self, stage: Stage, size: int, how: str) -> BudgetError:
         return BudgetError(
@@ -94,7 +98,8 @@ class EnginePool:
         for s in stages or list(self.runners):
             size = self.footprint(s)
             if size > self.budget:
-                raise self._too_big(s, size, "measured" if s in self.stats.footprints else "estimated")
+                known = s in self.stats.footprints or self.cache.get(self.runners[s]) is not None
+                raise self._too_big(s, size, "measured" if known else "estimated from its file")
 
     def _record(self, kind: str, stage: Stage) -> None:
         used = self.used
@@ -126,6 +131,7 @@ class EnginePool:
         self._evict_until(need, keep=stage)
         runner.load()
         self.stats.footprints[stage] = runner.footprint
+        self.cache.put(runner, runner.footprint)
         if self.budget is not None and runner.footprint > self.budget:
             runner.unload()
             raise self._too_big(stage, runner.footprint, "measured at load")

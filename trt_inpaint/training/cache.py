@@ -98,14 +98,29 @@ def run_outputs(
     if not todo:
         log(f"{pipeline.value}: all {summary.skipped} outputs present")
         return summary
-    inp = Inpainter(engines=opts.engines, backend=opts.backend, memory_budget=opts.memory_budget,
-                    models=pipeline, seed=opts.seed, log=lambda m: log(f"{pipeline.value}: {m}"))
+    inp = Inpainter(
+        engines=opts.engines,
+        backend=opts.backend,
+        memory_budget=opts.memory_budget,
+        models=pipeline,
+        seed=opts.seed,
+        log=lambda m: log(f"{pipeline.value}: {m}"),
+    )
     try:
         summary.backend = inp.selection.backend.value
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / SOURCE_NAME).write_text(json.dumps(
-            {"weights": fp, "backend": summary.backend, "precision": inp.selection.precision.value,
-             "seed": opts.seed, "engines": str(Path(opts.engines).resolve())}, indent=1))
+        (folder / SOURCE_NAME).write_text(
+            json.dumps(
+                {
+                    "weights": fp,
+                    "backend": summary.backend,
+                    "precision": inp.selection.precision.value,
+                    "seed": opts.seed,
+                    "engines": str(Path(opts.engines).resolve()),
+                },
+                indent=1,
+            )
+        )
         bar = tqdm(total=len(todo), disable=not opts.progress, desc=pipeline.value, unit="img")
         for start in range(0, len(todo), opts.chunk):
             chunk = todo[start : start + opts.chunk]
@@ -125,13 +140,19 @@ def run_outputs(
         inp.close()  # release the engines before the next model loads
         del inp
         gc.collect()
-    log(f"{pipeline.value}: {summary.done} written, {summary.skipped} already there, {summary.failed} failed"
-        + (f" (first: {summary.first_error})" if summary.first_error else ""))
+    log(
+        f"{pipeline.value}: {summary.done} written, {summary.skipped} already there, {summary.failed} failed"
+        + (f" (first: {summary.first_error})" if summary.first_error else "")
+    )
     return summary
 
 
-def cache_outputs(index: Index, mask_sets: Sequence[str], opts: RunOptions,
-                  models: Sequence[Pipeline] = (Pipeline.LAMA, Pipeline.MAT),
-                  log: Callable[[str], None] = print) -> list[RunSummary]:
+def cache_outputs(
+    index: Index,
+    mask_sets: Sequence[str],
+    opts: RunOptions,
+    models: Sequence[Pipeline] = (Pipeline.LAMA, Pipeline.MAT),
+    log: Callable[[str], None] = print,
+) -> list[RunSummary]:
     """LaMa over the whole set, release, MAT over the whole set (the paper's step-by-step order)."""
     return [run_outputs(index, m, mask_sets, opts, log) for m in models]

@@ -48,13 +48,17 @@ def prepare_data_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="prepare-data",
         description="Places365-style tree (one folder per category) or flat folder -> resized RGB images, "
-        "LaMa-style masks (0/255 PNG) and index.json. Non-3-channel images are dropped.")
+        "LaMa-style masks (0/255 PNG) and index.json. Non-3-channel images are dropped.",
+    )
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
     p.add_argument("--per-class", type=int, default=20, help="images per category (default 20, as the paper)")
     p.add_argument("--size", type=int, default=256, help="square side in pixels (default 256)")
-    p.add_argument("--masks", default="thick,medium,thin",
-                   help="mask sets: thick, medium, thin (the _256 or _512 configuration by --size) or full names")
+    p.add_argument(
+        "--masks",
+        default="thick,medium,thin",
+        help="mask sets: thick, medium, thin (the _256 or _512 configuration by --size) or full names",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
@@ -66,8 +70,10 @@ def prepare_data_main(argv: list[str] | None = None) -> int:
         opts = PrepareOptions(per_class=a.per_class, size=a.size, masks=a.masks, seed=a.seed)
         idx = prepare_data(a.src, a.dst, opts, progress=not a.no_progress)
         cats = len({i.category for i in idx.items})
-        log(f"{len(idx.items)} images from {cats} categories, masks {', '.join(idx.mask_sets)}; "
-            f"{len(idx.dropped)} dropped; index {a.dst / 'index.json'}")
+        log(
+            f"{len(idx.items)} images from {cats} categories, masks {', '.join(idx.mask_sets)}; "
+            f"{len(idx.dropped)} dropped; index {a.dst / 'index.json'}"
+        )
         return 0
 
     return _guard(p.prog, run)
@@ -92,15 +98,23 @@ def _run_options(a):
 
     if a.chunk < 1:
         raise InputError("--chunk must be >= 1")
-    return RunOptions(engines=a.engines, backend=a.backend, memory_budget=a.memory_budget, seed=a.seed,
-                      chunk=a.chunk, overwrite=a.overwrite, progress=not a.no_progress)
+    return RunOptions(
+        engines=a.engines,
+        backend=a.backend,
+        memory_budget=a.memory_budget,
+        seed=a.seed,
+        chunk=a.chunk,
+        overwrite=a.overwrite,
+        progress=not a.no_progress,
+    )
 
 
 def cache_outputs_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="cache-outputs",
         description="Run LaMa over the whole prepared set, release it, then MAT; store both outputs under "
-        "DATA/outputs/. Resumes where it stopped.")
+        "DATA/outputs/. Resumes where it stopped.",
+    )
     p.add_argument("data", type=Path, help="folder made by prepare-data")
     _add_run_args(p)
     a = p.parse_args(argv)
@@ -123,8 +137,12 @@ def cache_outputs_main(argv: list[str] | None = None) -> int:
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", type=Path, help="folder made by prepare-data (with cache-outputs run)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default DATA/train/<stage>)")
-    p.add_argument("--val-data", type=Path, default=None,
-                   help="a separate prepared (and cached) folder for validation; default: a split of DATA")
+    p.add_argument(
+        "--val-data",
+        type=Path,
+        default=None,
+        help="a separate prepared (and cached) folder for validation; default: a split of DATA",
+    )
     p.add_argument("--val-fraction", type=float, default=0.05, help="held-out share of DATA (default 0.05)")
     p.add_argument("--masks", default=None, help="mask sets to train on (default: every prepared set)")
     p.add_argument("--epochs", type=int, default=10)
@@ -159,16 +177,28 @@ def _train(a, stage, loss_factory, log) -> int:
         train_items, val_items = split_items(idx.items, a.val_fraction, a.seed)
         val_idx = idx
     torch.manual_seed(a.seed)
-    task = make_task(stage, Arch(a.arch), loss_factory(device), device, a.lama_denoiser,
-                     getattr(a, "combiner", None))
+    task = make_task(
+        stage, Arch(a.arch), loss_factory(device), device, a.lama_denoiser, getattr(a, "combiner", None)
+    )
     train_set = InpaintSamples(idx, train_items, sets, task.sources)
     val_set = InpaintSamples(val_idx, val_items, sets, task.sources) if val_items else None
     out = a.out or (a.data / "train" / stage.value)
-    opts = TrainOptions(out_dir=out, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
-                        checkpoint_every=a.checkpoint_every, max_steps=a.max_steps, restart=a.restart,
-                        workers=a.workers, progress=not a.no_progress)
-    log(f"{stage.value}: {len(train_set)} training samples, {0 if val_set is None else len(val_set)} "
-        f"validation samples, {sum(p.numel() for p in task.model.parameters())} parameters, on {device}")
+    opts = TrainOptions(
+        out_dir=out,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        seed=a.seed,
+        checkpoint_every=a.checkpoint_every,
+        max_steps=a.max_steps,
+        restart=a.restart,
+        workers=a.workers,
+        progress=not a.no_progress,
+    )
+    log(
+        f"{stage.value}: {len(train_set)} training samples, {0 if val_set is None else len(val_set)} "
+        f"validation samples, {sum(p.numel() for p in task.model.parameters())} parameters, on {device}"
+    )
     res = Trainer(task, train_set, val_set, opts, device).run(log)
     if res.finished:
         log(f"weights: {res.weights} (pass it to export-engines --{stage.value.replace('_', '-')})")
@@ -182,7 +212,8 @@ def train_denoiser_main(argv: list[str] | None = None) -> int:
         prog="train-denoiser",
         description="Train a denoiser with MSE. --target lama: LaMa's cached output -> ground truth. "
         "--target final: the combiner's output -> ground truth; its inputs are computed on the fly from the "
-        "LaMa and MAT caches by the trained, frozen --lama-denoiser and --combiner.")
+        "LaMa and MAT caches by the trained, frozen --lama-denoiser and --combiner.",
+    )
     _add_train_args(p)
     p.add_argument("--target", choices=["lama", "final"], required=True)
     p.add_argument("--combiner", type=Path, default=None, help="trained combiner weights (--target final)")
@@ -203,10 +234,15 @@ def train_combiner_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="train-combiner",
         description="Train the combiner on (LamaDenoiser(LaMa), MAT, mask) -> ground truth with "
-        "style (Gram) + edge (Sobel) + perceptual (VGG16) + MSE losses, each weighted by a flag.")
+        "style (Gram) + edge (Sobel) + perceptual (VGG16) + MSE losses, each weighted by a flag.",
+    )
     _add_train_args(p)
-    p.add_argument("--vgg16", type=Path, default=None,
-                   help="torchvision VGG16 weights (vgg16-397923af.pth) for the perceptual and style terms")
+    p.add_argument(
+        "--vgg16",
+        type=Path,
+        default=None,
+        help="torchvision VGG16 weights (vgg16-397923af.pth) for the perceptual and style terms",
+    )
     p.add_argument("--w-mse", type=float, default=1.0)
     p.add_argument("--w-edge", type=float, default=0.1)
     p.add_argument("--w-perceptual", type=float, default=0.05)
@@ -223,8 +259,10 @@ def train_combiner_main(argv: list[str] | None = None) -> int:
         vgg = None
         if w.needs_vgg:
             if a.vgg16 is None:
-                log("perceptual and style terms are OFF: no --vgg16 weights given (torchvision's "
-                    "vgg16-397923af.pth; no package ships them)")
+                log(
+                    "perceptual and style terms are OFF: no --vgg16 weights given (torchvision's "
+                    "vgg16-397923af.pth; no package ships them)"
+                )
                 w = w.without_vgg()
             else:
                 from trt_inpaint.training.vgg import load_vgg16_features
@@ -247,7 +285,8 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="evaluate",
         description="PSNR and SSIM (always), LPIPS and FID (given their weights) per mask set and per model: "
-        "LaMa alone, MAT alone, the ensemble. Missing outputs are run through the runtime first.")
+        "LaMa alone, MAT alone, the ensemble. Missing outputs are run through the runtime first.",
+    )
     p.add_argument("data", type=Path, help="folder made by prepare-data")
     _add_run_args(p)
     p.add_argument("--models", default="lama,mat,ensemble")
@@ -270,9 +309,16 @@ def evaluate_main(argv: list[str] | None = None) -> int:
             raise InputError(f"--models: {e}; choose from lama, mat, ensemble") from None
         idx = load_index(a.data)
         out = a.out or (a.data / "eval")
-        opts = EvalOptions(out_dir=out, models=models, mask_sets=tuple(_resolve_sets(idx, a.masks)),
-                           run=None if a.no_run else _run_options(a), vgg16=a.vgg16, lpips_lin=a.lpips_lin,
-                           inception=a.inception, progress=not a.no_progress)
+        opts = EvalOptions(
+            out_dir=out,
+            models=models,
+            mask_sets=tuple(_resolve_sets(idx, a.masks)),
+            run=None if a.no_run else _run_options(a),
+            vgg16=a.vgg16,
+            lpips_lin=a.lpips_lin,
+            inception=a.inception,
+            progress=not a.no_progress,
+        )
         report = evaluate(idx, opts, log)
         print(markdown(report))
         log(f"report: {out / 'report.md'} and {out / 'report.json'}")

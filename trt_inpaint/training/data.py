@@ -177,7 +177,9 @@ def prepare_data(src: str | Path, dst: str | Path, opts: PrepareOptions, progres
     cats = find_categories(src)
     items: list[Item] = []
     dropped: list[dict[str, str]] = []
-    bar = tqdm(total=sum(min(opts.per_class, len(v)) for v in cats.values()), disable=not progress, unit="img")
+    bar = tqdm(
+        total=sum(min(opts.per_class, len(v)) for v in cats.values()), disable=not progress, unit="img"
+    )
     for cat, files in cats.items():
         taken = 0
         for f in _category_order(files, opts.seed, cat):

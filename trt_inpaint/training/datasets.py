@@ -24,7 +24,9 @@ class InpaintSamples(Dataset):
     the error names the first missing file and says to run cache-outputs).
     """
 
-    def __init__(self, index: Index, items: Sequence[Item], mask_sets: Sequence[str], sources: Sequence[str] = ()):
+    def __init__(
+        self, index: Index, items: Sequence[Item], mask_sets: Sequence[str], sources: Sequence[str] = ()
+    ):
         unknown = [s for s in mask_sets if s not in index.mask_sets]
         if unknown:
             raise InputError(f"mask sets {unknown} not prepared here (have {index.mask_sets})", index.root)
@@ -39,7 +41,8 @@ class InpaintSamples(Dataset):
         ]
         if missing:
             raise InputError(
-                f"{len(missing)} cached outputs missing (first: {missing[0]}); run cache-outputs first", index.root
+                f"{len(missing)} cached outputs missing (first: {missing[0]}); run cache-outputs first",
+                index.root,
             )
 
     def __len__(self) -> int:

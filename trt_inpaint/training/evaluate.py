@@ -51,38 +51,53 @@ class Scores:
         def mean(v: list[float]) -> float | None:
             return None if not v else (math.inf if any(math.isinf(x) for x in v) else float(np.mean(v)))
 
-        return {"n": self.n, "psnr": mean(self.psnr), "ssim": mean(self.ssim), "lpips": mean(self.lpips),
-                "fid": self.fid}
+        return {
+            "n": self.n,
+            "psnr": mean(self.psnr),
+            "ssim": mean(self.ssim),
+            "lpips": mean(self.lpips),
+            "fid": self.fid,
+        }
 
 
 class Scorer:
     """PSNR and SSIM always; LPIPS and FID when their weights were loaded."""
 
-    def __init__(self, lpips=None, fid_features=None, batch: int = 16):
-        self.lpips = lpips
-        self.fid_features = fid_features
+    def __init__(self, lpips=None, fid_features=None, batch: int = 16, device: str = "cpu"):
+        self.device = device
+        self.lpips = None if lpips is None else lpips.to(device)
+        self.fid_features = None if fid_features is None else fid_features.to(device)
         self.batch = batch
+        self._real: dict[str, np.ndarray] = {}  # ground-truth FID features by ``real_key``
 
-    def score(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]] | Callable, n: int | None = None) -> Scores:
-        """``pairs``: (output, ground truth) uint8 arrays, or a zero-argument callable yielding them."""
+    def score(
+        self, pairs: Sequence[tuple[np.ndarray, np.ndarray]] | Callable, real_key: str | None = None
+    ) -> Scores:
+        """``pairs``: (output, ground truth) uint8 arrays, or a zero-argument callable yielding them.
+
+        ``real_key`` names the ground-truth sequence: FID features of the real images are computed once
+        per key and reused (every model and mask set shares the same ground truth).
+        """
         import torch
 
         from trt_inpaint.training.metrics import to_tensor
 
         s = Scores()
+        have_real = real_key is not None and real_key in self._real
         real_f, fake_f = [], []
         buf: list[tuple[np.ndarray, np.ndarray]] = []
 
         def flush() -> None:
             if not buf:
                 return
-            x = torch.cat([to_tensor(o) for o, _ in buf])
-            y = torch.cat([to_tensor(g) for _, g in buf])
+            x = torch.cat([to_tensor(o) for o, _ in buf]).to(self.device)
+            y = torch.cat([to_tensor(g) for _, g in buf]).to(self.device)
             if self.lpips is not None:
                 s.lpips.extend(float(v) for v in self.lpips(x, y))
             if self.fid_features is not None:
-                fake_f.append(self.fid_features(x).double().numpy())
-                real_f.append(self.fid_features(y).double().numpy())
+                fake_f.append(self.fid_features(x).double().cpu().numpy())
+                if not have_real:
+                    real_f.append(self.fid_features(y).double().cpu().numpy())
             buf.clear()
 
         for out, gt in pairs() if callable(pairs) else pairs:
@@ -99,7 +114,10 @@ class Scorer:
         if self.fid_features is not None and s.n >= 2:
             from trt_inpaint.training.fid import frechet_distance
 
-            s.fid = frechet_distance(np.concatenate(real_f), np.concatenate(fake_f))
+            real = self._real[real_key] if have_real else np.concatenate(real_f)
+            if real_key is not None:
+                self._real[real_key] = real
+            s.fid = frechet_distance(real, np.concatenate(fake_f))
         return s
 
 
@@ -120,7 +138,10 @@ def _load_scorer(opts: EvalOptions, log: Callable[[str], None]) -> tuple[Scorer,
         off["fid"] = "needs --inception (pytorch-fid pt_inception-2015-12-05 .pth)"
     for k, why in off.items():
         log(f"{k.upper()} not computed: {why}")
-    return Scorer(lpips, fid, opts.batch), off
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return Scorer(lpips, fid, opts.batch, device), off
 
 
 def evaluate(index: Index, opts: EvalOptions, log: Callable[[str], None] = print) -> dict:
@@ -150,18 +171,32 @@ def evaluate(index: Index, opts: EvalOptions, log: Callable[[str], None] = print
                 for o, g in tqdm(paths, disable=not opts.progress, desc=label, unit="img"):
                     yield read_rgb(o), read_rgb(g)
 
-            tables[s][m.value] = scorer.score(gen).summary()
-    report = {"data": str(index.root), "images": len(index.items), "mask_sets": sets,
-              "models": [m.value for m in opts.models], "not_computed": off, "runs": runs, "tables": tables}
+            tables[s][m.value] = scorer.score(gen, real_key="ground truth").summary()
+    report = {
+        "data": str(index.root),
+        "images": len(index.items),
+        "mask_sets": sets,
+        "models": [m.value for m in opts.models],
+        "not_computed": off,
+        "runs": runs,
+        "tables": tables,
+    }
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
+    (out / "report.json").write_text(json.dumps(_strict(report), indent=1, default=str, allow_nan=False))
     (out / "report.md").write_text(markdown(report))
     return report
 
 
-def _json_default(x):
-    return str(x)
+def _strict(x):
+    """Strict JSON: infinite values (PSNR of identical images) become the string "inf"."""
+    if isinstance(x, dict):
+        return {k: _strict(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_strict(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return "inf" if x > 0 else ("-inf" if x < 0 else "nan")
+    return x
 
 
 def _fmt(key: str, v) -> str:
@@ -176,14 +211,23 @@ def markdown(report: dict) -> str:
     shown = [(k, t) for k, t in METRICS if k not in report["not_computed"]]
     lines = [f"# Evaluation of {report['data']} ({report['images']} images)", ""]
     for s, rows in report["tables"].items():
-        lines += [f"## {s}", "", "| model | images | " + " | ".join(t for _, t in shown) + " |",
-                  "|---|---:|" + "---:|" * len(shown)]
+        lines += [
+            f"## {s}",
+            "",
+            "| model | images | " + " | ".join(t for _, t in shown) + " |",
+            "|---|---:|" + "---:|" * len(shown),
+        ]
         for m, r in rows.items():
             if "missing" in r:
-                lines.append(f"| {MODEL_TITLES.get(m, m)} | 0 | " + " | ".join("missing" for _ in shown) + " |")
+                lines.append(
+                    f"| {MODEL_TITLES.get(m, m)} | 0 | " + " | ".join("missing" for _ in shown) + " |"
+                )
             else:
-                lines.append(f"| {MODEL_TITLES.get(m, m)} | {r['n']} | "
-                             + " | ".join(_fmt(k, r[k]) for k, _ in shown) + " |")
+                lines.append(
+                    f"| {MODEL_TITLES.get(m, m)} | {r['n']} | "
+                    + " | ".join(_fmt(k, r[k]) for k, _ in shown)
+                    + " |"
+                )
         lines.append("")
     for k, why in report["not_computed"].items():
         lines.append(f"- {k.upper()} not computed: {why}")

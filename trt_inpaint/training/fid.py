@@ -45,12 +45,15 @@ class InceptionA(nn.Module):
         self.branch_pool = BasicConv2d(cin, pool, kernel_size=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([
-            self.branch1x1(x),
-            self.branch5x5_2(self.branch5x5_1(x)),
-            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-            self.branch_pool(_avg(x)),
-        ], 1)
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch5x5_2(self.branch5x5_1(x)),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                self.branch_pool(_avg(x)),
+            ],
+            1,
+        )
 
 
 class InceptionB(nn.Module):
@@ -62,11 +65,14 @@ class InceptionB(nn.Module):
         self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, stride=2)
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([
-            self.branch3x3(x),
-            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-            F.max_pool2d(x, 3, stride=2),
-        ], 1)
+        return torch.cat(
+            [
+                self.branch3x3(x),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                F.max_pool2d(x, 3, stride=2),
+            ],
+            1,
+        )
 
 
 class InceptionC(nn.Module):
@@ -87,12 +93,15 @@ class InceptionC(nn.Module):
         d = x
         for i in range(1, 6):
             d = getattr(self, f"branch7x7dbl_{i}")(d)
-        return torch.cat([
-            self.branch1x1(x),
-            self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x))),
-            d,
-            self.branch_pool(_avg(x)),
-        ], 1)
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x))),
+                d,
+                self.branch_pool(_avg(x)),
+            ],
+            1,
+        )
 
 
 class InceptionD(nn.Module):
@@ -130,12 +139,15 @@ class InceptionE(nn.Module):
         a = self.branch3x3_1(x)
         d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
         pooled = F.max_pool2d(x, 3, stride=1, padding=1) if self.max_pool else _avg(x)
-        return torch.cat([
-            self.branch1x1(x),
-            torch.cat([self.branch3x3_2a(a), self.branch3x3_2b(a)], 1),
-            torch.cat([self.branch3x3dbl_3a(d), self.branch3x3dbl_3b(d)], 1),
-            self.branch_pool(pooled),
-        ], 1)
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                torch.cat([self.branch3x3_2a(a), self.branch3x3_2b(a)], 1),
+                torch.cat([self.branch3x3dbl_3a(d), self.branch3x3dbl_3b(d)], 1),
+                self.branch_pool(pooled),
+            ],
+            1,
+        )
 
 
 class FIDInceptionV3(nn.Module):
@@ -190,17 +202,31 @@ def load_fid_inception(path: str | Path) -> FIDInceptionV3:
     return model.eval()
 
 
-def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
-    """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) over (N, D) feature sets.
+def frechet_distance(real: np.ndarray, fake: np.ndarray, method: str = "auto") -> float:
+    """||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)) over (N, D) feature sets.
 
-    tr((S1 S2)^(1/2)) = sum of sqrt(eigenvalues of S1^(1/2) S2 S1^(1/2)), a symmetric PSD matrix,
-    computed with symmetric eigendecompositions (no scipy).
+    tr((S1 S2)^(1/2)) is exact either way, without scipy's sqrtm:
+    - "features" (D x D): sum of sqrt(eigenvalues of S1^(1/2) S2 S1^(1/2)), symmetric eigendecompositions;
+    - "samples" (N1 x N2, cheaper when there are fewer images than dimensions): with centred A, B,
+      S1 S2 has the nonzero eigenvalues of (A B^T)(A B^T)^T / c, so the trace is the sum of the singular
+      values of A B^T over sqrt(c), c = (N1 - 1)(N2 - 1).
+    "auto" picks the smaller problem.
     """
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    n1, n2, d = len(real), len(fake), real.shape[1]
+    if min(n1, n2) < 2:
+        raise ValueError("FID needs at least two images on each side")
     mu1, mu2 = real.mean(0), fake.mean(0)
-    s1, s2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
-    w, v = np.linalg.eigh(s1)
-    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    m = root1 @ s2 @ root1
-    tr_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt)
+    a, b = real - mu1, fake - mu2
+    tr1, tr2 = float((a * a).sum()) / (n1 - 1), float((b * b).sum()) / (n2 - 1)
+    if method == "auto":
+        method = "samples" if max(n1, n2) < d else "features"
+    if method == "samples":
+        tr_sqrt = float(np.linalg.svd(a @ b.T, compute_uv=False).sum()) / np.sqrt((n1 - 1) * (n2 - 1))
+    else:
+        s1, s2 = a.T @ a / (n1 - 1), b.T @ b / (n2 - 1)
+        w, v = np.linalg.eigh(s1)
+        root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        m = root1 @ s2 @ root1
+        tr_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
+    return float(((mu1 - mu2) ** 2).sum() + tr1 + tr2 - 2 * tr_sqrt)

@@ -80,8 +80,14 @@ def _psnr(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class Trainer:
-    def __init__(self, task: Task, train_set: Dataset, val_set: Dataset | None, opts: TrainOptions,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        task: Task,
+        train_set: Dataset,
+        val_set: Dataset | None,
+        opts: TrainOptions,
+        device: torch.device | str = "cpu",
+    ):
         if len(train_set) == 0:
             raise InputError("no training samples")
         if opts.epochs < 1 or opts.batch_size < 1:
@@ -97,8 +103,14 @@ class Trainer:
 
     def _fingerprint(self) -> dict:
         o = self.opts
-        return {"stage": self.name, "seed": o.seed, "batch_size": o.batch_size, "lr": o.lr,
-                "n_train": len(self.train_set), "metadata": self.task.metadata}
+        return {
+            "stage": self.name,
+            "seed": o.seed,
+            "batch_size": o.batch_size,
+            "lr": o.lr,
+            "n_train": len(self.train_set),
+            "metadata": self.task.metadata,
+        }
 
     def _save_checkpoint(self, state: dict) -> None:
         self.ckpt_path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,11 +133,15 @@ class Trainer:
             fp = json.loads(payload["fingerprint"])
             state = json.loads(payload["state"])
         except Exception as e:
-            raise CheckpointError(f"damaged training checkpoint ({type(e).__name__}); use --restart", self.ckpt_path) from e
+            raise CheckpointError(
+                f"damaged training checkpoint ({type(e).__name__}); use --restart", self.ckpt_path
+            ) from e
         if fp != json.loads(json.dumps(self._fingerprint(), sort_keys=True)):
             raise CheckpointError(
                 "checkpoint made with other settings (stage, seed, batch size, lr, data or model size); "
-                "use --restart or another --out", self.ckpt_path)
+                "use --restart or another --out",
+                self.ckpt_path,
+            )
         self.task.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         return state
@@ -141,7 +157,9 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         assert self.val_set is not None
         self.task.wrapper.eval()
-        loader = DataLoader(self.val_set, batch_size=self.opts.batch_size, shuffle=False, num_workers=self.opts.workers)
+        loader = DataLoader(
+            self.val_set, batch_size=self.opts.batch_size, shuffle=False, num_workers=self.opts.workers
+        )
         total = n = 0.0
         psnr = 0.0
         for batch in loader:
@@ -162,12 +180,23 @@ class Trainer:
 
         o = self.opts
         self.out.mkdir(parents=True, exist_ok=True)
-        best_path, last_path = self.out / f"{self.name}.safetensors", self.out / f"{self.name}.last.safetensors"
+        best_path, last_path = (
+            self.out / f"{self.name}.safetensors",
+            self.out / f"{self.name}.last.safetensors",
+        )
         state = self._load_checkpoint()
         resumed_from = None
         if state is None:
-            state = {"epoch": 0, "batch": 0, "step": 0, "loss_sum": 0.0, "terms_sum": {}, "count": 0,
-                     "history": [], "best_val": None}
+            state = {
+                "epoch": 0,
+                "batch": 0,
+                "step": 0,
+                "loss_sum": 0.0,
+                "terms_sum": {},
+                "count": 0,
+                "history": [],
+                "best_val": None,
+            }
         else:
             resumed_from = state["step"]
             log(f"resuming from {self.ckpt_path} (epoch {state['epoch'] + 1}, step {state['step']})")
@@ -180,8 +209,14 @@ class Trainer:
             e = state["epoch"]
             sampler = _EpochBatches(len(self.train_set), o.batch_size, o.seed, e, state["batch"])
             loader = DataLoader(self.train_set, batch_sampler=sampler, num_workers=o.workers)
-            bar = tqdm(loader, total=n_batches, initial=state["batch"], disable=not o.progress,
-                       desc=f"{self.name} epoch {e + 1}/{o.epochs}", unit="batch")
+            bar = tqdm(
+                loader,
+                total=n_batches,
+                initial=state["batch"],
+                disable=not o.progress,
+                desc=f"{self.name} epoch {e + 1}/{o.epochs}",
+                unit="batch",
+            )
             for batch in bar:
                 batch = _to(batch, self.device)
                 out = self.task.wrapper(*self.task.inputs(batch))
@@ -199,7 +234,9 @@ class Trainer:
                     state["terms_sum"][k] = state["terms_sum"].get(k, 0.0) + v
                 bar.set_postfix(loss=f"{state['loss_sum'] / state['count']:.5f}")
                 at_max = o.max_steps is not None and state["step"] >= o.max_steps
-                if state["batch"] < n_batches and (at_max or (o.checkpoint_every and state["step"] % o.checkpoint_every == 0)):
+                if state["batch"] < n_batches and (
+                    at_max or (o.checkpoint_every and state["step"] % o.checkpoint_every == 0)
+                ):
                     self._save_checkpoint(state)
                     self._save_weights(last_path)
                 if at_max:
@@ -208,7 +245,11 @@ class Trainer:
             bar.close()
             if state["batch"] < n_batches:
                 break
-            entry = {"epoch": e + 1, "steps": state["step"], "train_loss": state["loss_sum"] / max(1, state["count"])}
+            entry = {
+                "epoch": e + 1,
+                "steps": state["step"],
+                "train_loss": state["loss_sum"] / max(1, state["count"]),
+            }
             entry.update({f"train_{k}": v / max(1, state["count"]) for k, v in state["terms_sum"].items()})
             self._save_weights(last_path)
             if self.val_set is not None and len(self.val_set) > 0:
@@ -216,8 +257,10 @@ class Trainer:
                 if state["best_val"] is None or entry["val_loss"] < state["best_val"]:
                     state["best_val"] = entry["val_loss"]
                     self._save_weights(best_path)
-                log(f"{self.name} epoch {e + 1}: train {entry['train_loss']:.5f}  val {entry['val_loss']:.5f}  "
-                    f"val PSNR {entry['val_psnr']:.2f} dB")
+                log(
+                    f"{self.name} epoch {e + 1}: train {entry['train_loss']:.5f}  "
+                    f"val {entry['val_loss']:.5f}  val PSNR {entry['val_psnr']:.2f} dB"
+                )
             else:
                 self._save_weights(best_path)
                 log(f"{self.name} epoch {e + 1}: train {entry['train_loss']:.5f} (no validation set)")
@@ -228,8 +271,14 @@ class Trainer:
             if o.max_steps is not None and state["step"] >= o.max_steps:
                 stopped = True
         finished = state["epoch"] >= o.epochs
-        return TrainResult(best_path if best_path.exists() else last_path, last_path, state["history"],
-                           state["step"], finished, resumed_from)
+        return TrainResult(
+            best_path if best_path.exists() else last_path,
+            last_path,
+            state["history"],
+            state["step"],
+            finished,
+            resumed_from,
+        )
 
 
 def options_dict(opts: TrainOptions) -> dict:

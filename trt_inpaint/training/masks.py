@@ -17,6 +17,7 @@ implemented here from their description:
 
 from __future__ import annotations
 
+import enum
 import math
 import zlib
 from dataclasses import dataclass
@@ -115,23 +116,29 @@ class Box:
     height: int
 
 
-def sample_strokes(rng: np.random.Generator, height: int, width: int, cfg: StrokeConfig) -> list[list[Segment]]:
-    """Polylines of segments, drawn as LaMa's irregular generator does."""
+def sample_strokes(
+    rng: np.random.Generator, height: int, width: int, cfg: StrokeConfig
+) -> list[list[Segment]]:
+    """Polylines of segments, drawn as LaMa's irregular generator does (draws batched per mask)."""
     lo, hi = cfg.times_range
-    lines = []
-    for i in range(int(rng.integers(lo, hi + 1))):
-        x, y = int(rng.integers(width)), int(rng.integers(height))
+    times = int(rng.integers(lo, hi + 1))
+    xs, ys = rng.integers(width, size=times).tolist(), rng.integers(height, size=times).tolist()
+    nsegs = (1 + rng.integers(5, size=times)).tolist()
+    total = sum(nsegs)
+    angles = (0.01 + rng.integers(cfg.max_angle, size=total)).tolist()
+    lengths = (10 + rng.integers(cfg.max_len, size=total)).tolist()
+    widths = (5 + rng.integers(cfg.max_width, size=total)).tolist()
+    lines, k = [], 0
+    for i in range(times):
+        x, y = xs[i], ys[i]
         segs = []
-        for _ in range(1 + int(rng.integers(5))):
-            angle = 0.01 + int(rng.integers(cfg.max_angle))
-            if i % 2 == 0:
-                angle = _TWO_PI - angle
-            length = 10 + int(rng.integers(cfg.max_len))
-            w = 5 + int(rng.integers(cfg.max_width))
-            ex = int(np.clip(int(x + length * math.sin(angle)), 0, width))
-            ey = int(np.clip(int(y + length * math.cos(angle)), 0, height))
-            segs.append(Segment((x, y), (ex, ey), w))
+        for _ in range(nsegs[i]):
+            angle = _TWO_PI - angles[k] if i % 2 == 0 else angles[k]
+            ex = min(max(int(x + lengths[k] * math.sin(angle)), 0), width)
+            ey = min(max(int(y + lengths[k] * math.cos(angle)), 0), height)
+            segs.append(Segment((x, y), (ex, ey), widths[k]))
             x, y = ex, ey
+            k += 1
         lines.append(segs)
     return lines
 
@@ -158,12 +165,22 @@ def rasterize(height: int, width: int, lines: list[list[Segment]] = (), boxes: l
     return mask
 
 
+class Kind(str, enum.Enum):
+    STROKES = "strokes"
+    BOXES = "boxes"
+
+
+def pick_kind(rng: np.random.Generator, cfg: MaskSetConfig) -> Kind:
+    """Which generator draws the next mask: irregular : box by the configured probabilities."""
+    if cfg.boxes is None or cfg.box_proba <= 0:
+        return Kind.STROKES
+    u = rng.random() * (cfg.stroke_proba + cfg.box_proba)
+    return Kind.BOXES if u >= cfg.stroke_proba else Kind.STROKES
+
+
 def draw_variant(rng: np.random.Generator, cfg: MaskSetConfig, height: int, width: int) -> np.ndarray:
-    """One mask from one generator, picked irregular : box by the configured probabilities."""
-    use_box = False
-    if cfg.boxes is not None and cfg.box_proba > 0:
-        use_box = rng.random() * (cfg.stroke_proba + cfg.box_proba) >= cfg.stroke_proba
-    if use_box:
+    """One mask from one generator (see ``pick_kind``)."""
+    if pick_kind(rng, cfg) is Kind.BOXES:
         return rasterize(height, width, boxes=sample_boxes(rng, height, width, cfg.boxes))
     return rasterize(height, width, lines=sample_strokes(rng, height, width, cfg.strokes))
 

@@ -115,8 +115,16 @@ def make_task(
     if stage is Stage.COMBINER:
         if lama_denoiser is None:
             notes.append("no --lama-denoiser given: the combiner learns from LaMa's raw cached output")
-            return Task(stage, model, wrapper, ("lama", "mat"), lambda b: (b["lama"], b["mat"], b["mask"]),
-                        loss, meta, notes)
+            return Task(
+                stage,
+                model,
+                wrapper,
+                ("lama", "mat"),
+                lambda b: (b["lama"], b["mat"], b["mask"]),
+                loss,
+                meta,
+                notes,
+            )
         ld = _frozen_stage(Stage.LAMA_DENOISER, lama_denoiser, device)
 
         def combiner_inputs(b: dict[str, Tensor]) -> tuple[Tensor, ...]:

@@ -83,11 +83,14 @@ def read_weights(path: str | Path) -> dict[str, Tensor]:
     return read_state_dict(path)
 
 
-def load_vgg16_features(path: str | Path, layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
-                        normalize: bool = True) -> VGG16Features:
+def load_vgg16_features(
+    path: str | Path,
+    layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
+    normalize: bool = True,
+) -> VGG16Features:
     """VGG16Features with torchvision weights from ``path`` (keys ``features.<i>.*``; classifier ignored)."""
     sd = read_weights(path)
-    feats = {k[len("features."):]: v for k, v in sd.items() if k.startswith("features.")}
+    feats = {k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")}
     if not feats:  # a features-only file
         feats = {k: v for k, v in sd.items() if k.split(".")[0].isdigit()}
     model = VGG16Features(layers, normalize)

@@ -104,9 +104,11 @@ class TrtRunner(Runner):
         self._runtime = trt.Runtime(logger)
         engine = self._runtime.deserialize_cuda_engine(data)
         if engine is None:
-            about_file = [e for e in logger.errors if "serializ" in e.lower() or "magic" in e.lower()]
+            about_file = [e for e in logger.errors if ": serialization" in e.lower() or "magic" in e.lower()]
+            no_gpu = [e for e in logger.errors if "cudaerror" in e.lower() or "cuda runtime" in e.lower()]
             why = (about_file or logger.errors or ["unknown reason"])[0]
-            if not about_file and "cuda" in why.lower():
+            if no_gpu and not about_file:
+                why = no_gpu[0]
                 raise BackendUnavailable(f"tensorrt: no usable GPU ({why[:200]})")
             raise EngineError(
                 "cannot deserialize the engine (corrupt, or built for another GPU or "
@@ -120,6 +122,9 @@ class TrtRunner(Runner):
             raise EngineError(
                 f"engine tensors {sorted(names)} do not match stage {s.name}: rebuild it", self.path
             )
+        not_fp32 = [n for n in sorted(names) if engine.get_tensor_dtype(n) != trt.float32]
+        if not_fp32:
+            raise EngineError(f"engine I/O {', '.join(not_fp32)} is not float32: rebuild it", self.path)
         try:
             self._stream = cuda.Stream()
         except Exception as e:
@@ -142,7 +147,8 @@ class TrtRunner(Runner):
         ctx = self._context
         for name in s.input_names:
             arr = np.ascontiguousarray(feeds[name], dtype=np.float32)
-            ctx.set_input_shape(name, arr.shape)
+            if not ctx.set_input_shape(name, arr.shape):
+                raise EngineError(f"input {name} {arr.shape} is outside the engine profile", self.path)
             buf = self._buffer(name, arr.shape)
             buf.copy_from(arr, self._stream)
             ctx.set_tensor_address(name, buf.ptr)

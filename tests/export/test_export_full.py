@@ -1,0 +1,125 @@
+"""The full-size export (all five stages, random weights): fp32 + fp16 ONNX and a TensorRT-RTX engine per
+stage, built on the CPU; ONNX Runtime checked against PyTorch on the shipped photos.
+
+One module-scoped export serves every test here. Calibration is reduced (2 photos at 256 px; MAT 512) to
+fit the test budget; the CLI default is all photos at 512.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from trt_inpaint.export import spec as S
+from trt_inpaint.export.build import Exporter, ExportOptions
+from trt_inpaint.export.calibration import CalibrationOptions, noise_feeds, read_pair
+from trt_inpaint.export.engine import Builder
+from trt_inpaint.export.fp16 import compare
+from trt_inpaint.models import stages as ST
+from trt_inpaint.samples import sample_pairs
+
+pytestmark = pytest.mark.slow
+SIZES = [(256, 256), (512, 512), (200, 264), (768, 1024)]
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    out = tmp_path_factory.mktemp("engines")
+    opts = ExportOptions(
+        out_dir=out,
+        random_init=True,
+        builder=Builder.TENSORRT_RTX,
+        calibration=CalibrationOptions(size=256, max_images=2),
+    )
+    t0 = time.perf_counter()
+    manifest, reports = Exporter(opts).run()
+    seconds = time.perf_counter() - t0
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"\nfull export: {seconds:.0f} s, peak RSS of the test process {peak_gb:.1f} GB")
+    for r in reports:
+        print(f"  {r.stage.value:15s} {r.status} {r.seconds:.0f} s")
+    return out, manifest
+
+
+def _session(path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _photo_inputs(stage: S.Stage, h: int, w: int) -> dict[str, np.ndarray]:
+    """Stage inputs from the shipped photos (combiner: two different photos), spec noise for MAT."""
+    pairs = sample_pairs()
+    image, mask = read_pair(*pairs[0], (h, w))
+    other, _ = read_pair(*pairs[1], (h, w))
+    feeds = {"image": image, "mask": mask, "lama_image": image, "mat_image": other}
+    feeds.update(noise_feeds(stage, 0))
+    return {n: feeds[n] for n in S.spec(stage).input_names}
+
+
+def _torch(module: torch.nn.Module, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    with torch.no_grad():
+        return module(*(torch.from_numpy(x) for x in feeds.values())).numpy()
+
+
+def _psnr(ref: np.ndarray, got: np.ndarray) -> float:
+    return compare([ref], [got]).psnr_db
+
+
+def test_every_stage_has_an_rtx_engine(full):
+    out, manifest = full
+    assert set(manifest.stages) == {s.value for s in S.Stage}
+    for stage in S.Stage:
+        rec = manifest.stages[stage.value]
+        engine = rec.artefacts["engine"]
+        assert (out / engine.file).stat().st_size == engine.bytes > 100_000
+        assert engine.info["builder"] == "tensorrt-rtx" and engine.info["version"]
+        assert engine.info["target"]["hopper_supported"] is False
+        opt = rec.profile[S.spec(stage).input_names[0]][1]
+        assert opt[-2:] == [512, 512]
+        assert rec.random_init and manifest.to_dict()["random_init"]
+        assert rec.artefacts["onnx_fp16"].info["verification"]["passed"]
+
+
+@pytest.mark.parametrize("stage", list(S.Stage))
+def test_stage_ort_matches_torch(full, stage):
+    """fp32: max |diff| <= 1e-3 at every size; fp16: PSNR >= 40 dB at 512, no NaN/inf."""
+    out, _ = full
+    module = ST.random_stage(stage, seed=0)  # torch.fft reference; the ONNX has the matmul DFT
+    fp32 = _session(out / S.onnx_filename(stage, S.Precision.FP32))
+    sizes = [(512, 512)] if stage is S.Stage.MAT else SIZES
+    for h, w in sizes:
+        feeds = _photo_inputs(stage, h, w)
+        ref = _torch(module, feeds)
+        got = fp32.run(None, feeds)[0]
+        assert np.abs(got - ref).max() <= 1e-3, (stage, h, w, float(np.abs(got - ref).max()))
+        if (h, w) == (512, 512):
+            del fp32
+            got16 = _session(out / S.onnx_filename(stage, S.Precision.FP16)).run(None, feeds)[0]
+            assert np.isfinite(got16).all()
+            assert _psnr(ref, got16) >= 40, (stage, _psnr(ref, got16))
+            fp32 = _session(out / S.onnx_filename(stage, S.Precision.FP32))
+
+
+def test_end_to_end(full):
+    """The ensemble at 512: ONNX Runtime fp32 chain vs PyTorch <= 1e-3; fp16 chain >= 40 dB, finite."""
+    out, _ = full
+    ensemble = ST.random_ensemble(seed=0)
+    feeds = _photo_inputs(S.Stage.MAT, 512, 512)
+    ref = _torch(ensemble, feeds)
+    results = {}
+    for precision in S.Precision:
+        sources = {"image": feeds["image"], "mask": feeds["mask"]}
+        for call in S.PIPELINES[S.Pipeline.ENSEMBLE]:
+            spec = S.spec(call.stage)
+            f = {n: sources[call.feeds[n]] if n in call.feeds else feeds[n] for n in spec.input_names}
+            sources[call.stage.value] = _session(out / S.onnx_filename(call.stage, precision)).run(None, f)[0]
+        results[precision] = sources[S.PIPELINES[S.Pipeline.ENSEMBLE][-1].stage.value]
+    assert np.abs(results[S.Precision.FP32] - ref).max() <= 1e-3
+    assert np.isfinite(results[S.Precision.FP16]).all()
+    psnr = _psnr(ref, results[S.Precision.FP16])
+    assert psnr >= 40 and not math.isnan(psnr), psnr

@@ -1,0 +1,86 @@
+"""cache-outputs and evaluate through the real runtime (ONNX Runtime CPU, tiny random-init LaMa ONNX)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from trt_inpaint.errors import InputError
+from trt_inpaint.export import spec as S
+from trt_inpaint.training.cache import SOURCE_NAME, RunOptions, cache_outputs
+from trt_inpaint.training.cli import cache_outputs_main, evaluate_main
+from trt_inpaint.training.data import load_index, read_mask, read_rgb
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    from trt_inpaint.export.build import Exporter, ExportOptions
+    from trt_inpaint.export.calibration import CalibrationOptions
+    from trt_inpaint.export.engine import Builder
+
+    out = tmp_path_factory.mktemp("engines")
+    opts = ExportOptions(
+        out_dir=out,
+        tiny=True,
+        builder=Builder.NONE,
+        precision=S.Precision.FP32,
+        stages=(S.Stage.LAMA,),
+        calibration=CalibrationOptions(size=64, max_images=1),
+    )
+    Exporter(opts).run()
+    return out
+
+
+@pytest.fixture()
+def data(prepared, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(prepared.root, root, ignore=shutil.ignore_patterns("outputs"))
+    return load_index(root)
+
+
+def test_cache_outputs_runs_resumes_and_keeps_known_pixels(data, engines):
+    opts = RunOptions(engines=engines, backend="ort-cpu", progress=False, chunk=4)
+    [summary] = cache_outputs(data, data.mask_sets, opts, models=(S.Pipeline.LAMA,), log=lambda m: None)
+    n = len(data.items) * len(data.mask_sets)
+    assert (summary.done, summary.skipped, summary.failed, summary.backend) == (n, 0, 0, "ort-cpu")
+    for it in data.items:
+        gt = read_rgb(data.image_path(it))
+        for s in data.mask_sets:
+            out = read_rgb(data.output_path("lama", it, s))
+            known = read_mask(data.mask_path(it, s)) == 0
+            assert out.shape == gt.shape and np.array_equal(out[known], gt[known])
+    # resume: only the missing output is redone, to the same bytes
+    victim = data.output_path("lama", data.items[0], data.mask_sets[0])
+    before = victim.read_bytes()
+    victim.unlink()
+    [again] = cache_outputs(data, data.mask_sets, opts, models=(S.Pipeline.LAMA,), log=lambda m: None)
+    assert (again.done, again.skipped) == (1, n - 1) and victim.read_bytes() == before
+    # outputs made from other weights are not mixed in silently
+    src = data.root / "outputs" / "lama" / SOURCE_NAME
+    record = json.loads(src.read_text())
+    assert record["backend"] == "ort-cpu" and set(record["weights"]) == {"lama"}
+    record["weights"]["lama"] = "0" * 16
+    src.write_text(json.dumps(record))
+    victim.unlink()
+    with pytest.raises(InputError, match="other weights"):
+        cache_outputs(data, data.mask_sets, opts, models=(S.Pipeline.LAMA,), log=lambda m: None)
+
+
+def test_cli_no_engines_is_one_line_error(data, tmp_path, capsys):
+    code = cache_outputs_main([str(data.root), "--engines", str(tmp_path / "none"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and err[-1].startswith("cache-outputs: error:")
+
+
+def test_evaluate_runs_missing_outputs_through_the_runtime(data, engines, tmp_path):
+    args = ["--engines", str(engines), "--backend", "ort-cpu", "--models", "lama", "--masks", "medium"]
+    code = evaluate_main([str(data.root), *args, "--out", str(tmp_path / "r"), "--no-progress"])
+    assert code == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    row = report["tables"]["medium_256"]["lama"]
+    assert row["n"] == len(data.items) and 0 < row["ssim"] < 1 and 5 < row["psnr"] < 60
+    assert report["runs"]["lama"]["done"] == len(data.items)
+    assert not any(data.output_path("lama", it, "thick_256").exists() for it in data.items)
