@@ -171,3 +171,14 @@ def test_a_failing_backend_is_reported_and_the_rest_finish(standin_engines, tmp_
     assert "combiner" in _row(rep, "ort-cpu-fp32")["result"]["error"]
     assert not rep["flops"]["combiner"]["512"]["complete"] and rep["flops"]["lama"]["512"]["complete"]
     assert "failed: " in (out / "report.md").read_text()
+
+
+def test_render_adds_an_analysis_without_measuring(report, tmp_path):
+    out, rep = report
+    note = tmp_path / "analysis.md"
+    note.write_text("The stand-ins are memory-bound.")
+    assert main(["--render", str(out), "--analysis", str(note), "--no-plot"]) == 0
+    md = (out / "report.md").read_text()
+    assert "## Analysis" in md and "The stand-ins are memory-bound." in md
+    assert json.loads((out / "report.json").read_text())["backends"] == rep["backends"]
+    assert main(["--render", str(tmp_path / "nothing")]) == 2

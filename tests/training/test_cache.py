@@ -1,4 +1,4 @@
-"""cache-outputs and evaluate through the real runtime (ONNX Runtime CPU, tiny random-init LaMa ONNX)."""
+"""cache-outputs and evaluate through the real runtime (ONNX Runtime CPU, tiny random-init LaMa and MAT)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def engines(tmp_path_factory):
         tiny=True,
         builder=Builder.NONE,
         precision=S.Precision.FP32,
-        stages=(S.Stage.LAMA,),
+        stages=tuple(S.Stage),
         calibration=CalibrationOptions(size=64, max_images=1),
     )
     Exporter(opts).run()
@@ -69,6 +69,23 @@ def test_cache_outputs_runs_resumes_and_keeps_known_pixels(data, engines):
         cache_outputs(data, data.mask_sets, opts, models=(S.Pipeline.LAMA,), log=lambda m: None)
 
 
+def test_lama_over_the_whole_set_then_mat(data, engines):
+    """Stage-major as the paper: every LaMa output is written and LaMa released before MAT starts."""
+    logs: list[str] = []
+    opts = RunOptions(engines=engines, backend="ort-cpu", progress=False)
+    lama, mat = cache_outputs(data, ["medium_256"], opts, log=logs.append)
+    assert (lama.done, mat.done, lama.failed + mat.failed) == (len(data.items), len(data.items), 0)
+    assert [m.split(":")[0] for m in logs] == ["lama", "lama", "mat", "mat"]
+    assert "written" in logs[1] and "backend" in logs[2]
+    for it in data.items:
+        gt = read_rgb(data.image_path(it))
+        known = read_mask(data.mask_path(it, "medium_256")) == 0
+        a, b = (read_rgb(data.output_path(m, it, "medium_256")) for m in ("lama", "mat"))
+        assert np.array_equal(a[known], gt[known]) and np.array_equal(b[known], gt[known])
+        assert not np.array_equal(a, b)  # two different models filled the hole
+    assert json.loads((data.root / "outputs" / "mat" / SOURCE_NAME).read_text())["seed"] == 240
+
+
 def test_cli_no_engines_is_one_line_error(data, tmp_path, capsys):
     code = cache_outputs_main([str(data.root), "--engines", str(tmp_path / "none"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -76,11 +93,16 @@ def test_cli_no_engines_is_one_line_error(data, tmp_path, capsys):
 
 
 def test_evaluate_runs_missing_outputs_through_the_runtime(data, engines, tmp_path):
-    args = ["--engines", str(engines), "--backend", "ort-cpu", "--models", "lama", "--masks", "medium"]
+    """The ensemble row: all five stages through the runtime (tiny random-init engines), then scored."""
+    args = ["--engines", str(engines), "--backend", "ort-cpu", "--models", "ensemble", "--masks", "medium"]
     code = evaluate_main([str(data.root), *args, "--out", str(tmp_path / "r"), "--no-progress"])
     assert code == 0
     report = json.loads((tmp_path / "r" / "report.json").read_text())
-    row = report["tables"]["medium_256"]["lama"]
+    row = report["tables"]["medium_256"]["ensemble"]
     assert row["n"] == len(data.items) and 0 < row["ssim"] < 1 and 5 < row["psnr"] < 60
-    assert report["runs"]["lama"]["done"] == len(data.items)
-    assert not any(data.output_path("lama", it, "thick_256").exists() for it in data.items)
+    assert report["runs"]["ensemble"]["done"] == len(data.items)
+    assert not any(data.output_path("ensemble", it, "thick_256").exists() for it in data.items)
+    for it in data.items:
+        out = read_rgb(data.output_path("ensemble", it, "medium_256"))
+        known = read_mask(data.mask_path(it, "medium_256")) == 0
+        assert np.array_equal(out[known], read_rgb(data.image_path(it))[known])

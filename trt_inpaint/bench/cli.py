@@ -26,6 +26,8 @@ from trt_inpaint.export.spec import Precision as P
 
 
 def _ints(text: str) -> tuple[int, ...]:
+    if text.strip().lower() == "none":
+        return ()
     try:
         vals = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
@@ -33,6 +35,12 @@ def _ints(text: str) -> tuple[int, ...]:
     if not vals or min(vals) < 1:
         raise argparse.ArgumentTypeError(f"need positive integers: {text!r}")
     return vals
+
+
+def _budgets(text: str) -> tuple[str, ...]:
+    """Budget names or sizes; "none" skips the budget measurement."""
+    names = tuple(x.strip() for x in text.split(",") if x.strip())
+    return () if names == ("none",) else names
 
 
 def _keys(text: str) -> tuple[str, ...]:
@@ -56,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", choices=[x.value for x in Pipeline], default="ensemble")
     p.add_argument("--size", type=int, default=512, help="working size for per-stage and end-to-end rows")
     p.add_argument(
-        "--sizes", type=_ints, default=None, help="scaling sizes of LaMa alone (default 256,512,1024,2048)"
+        "--sizes", type=_ints, default=None, help="LaMa-alone sizes (default 256,512,1024,2048; none: skip)"
     )
     p.add_argument("--scaling-backends", type=_keys, default=None)
     p.add_argument("--batch", type=_ints, default=None, help="batch sizes for throughput (default 1,4)")
@@ -64,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--budgets",
         default=None,
-        help="memory budgets for the swap measurement: all, half, tight or sizes like 3GiB (comma list)",
+        help="memory budgets for the swap test: all, half, tight or sizes like 3GiB (comma list; none: skip)",
     )
     p.add_argument("--budget-backend", default="ort-cpu-fp32", choices=list(BY_KEY))
     p.add_argument("--budget-images", type=int, default=None)
@@ -77,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer runs and sizes: a few minutes on a 2-core CPU")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--name", default=None, help="report title (default: the --out folder name)")
+    p.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="measure nothing: rewrite DIR/report.md and report.png from DIR/report.json",
+    )
+    p.add_argument("--analysis", type=Path, default=None, help="Markdown file: the Analysis section")
     return p
 
 
@@ -89,9 +105,9 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         backends=a.backends,
         pipeline=Pipeline(a.pipeline),
         size=a.size,
-        sizes=a.sizes or (QUICK_SIZES if q else BenchConfig.sizes),
+        sizes=a.sizes if a.sizes is not None else (QUICK_SIZES if q else BenchConfig.sizes),
         batches=a.batch or ((1,) if q else BenchConfig.batches),
-        budgets=tuple(x.strip() for x in a.budgets.split(",")) if a.budgets else BenchConfig.budgets,
+        budgets=_budgets(a.budgets) if a.budgets else BenchConfig.budgets,
         budget_backend=a.budget_backend,
         budget_images=a.budget_images or (1 if q else 2),
         warmup=a.warmup if a.warmup is not None else (0 if q else 1),
@@ -204,10 +220,14 @@ def _random_init(engines: Path) -> bool | None:
         m = json.loads((engines / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
-    return bool(m.get("random_init")) if isinstance(m, dict) else None
+    if not isinstance(m, dict):
+        return None
+    stages = m.get("stages") if isinstance(m.get("stages"), dict) else {}
+    per_stage = any(isinstance(e, dict) and e.get("random_init") for e in stages.values())
+    return bool(m.get("random_init")) or per_stage
 
 
-def run_bench(cfg: BenchConfig, log=print) -> dict:
+def run_bench(cfg: BenchConfig, analysis: Path | None = None) -> dict:
     """Every measurement; returns the report dict (also written to cfg.out)."""
     from tqdm import tqdm
 
@@ -263,15 +283,35 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
         "backends": backends,
     }
     report["headline"] = headline_ratio(report)
+    if analysis is not None:
+        report["analysis"] = analysis.read_text()
     write_report(report, cfg.out, plot=cfg.plot)
     return report
 
 
+def render(folder: Path, analysis: Path | None, plot: bool) -> int:
+    """Rewrite a report's Markdown and plot from its JSON (after adding an analysis, or a format change)."""
+    from trt_inpaint.bench.report import write_report
+
+    try:
+        report = json.loads((folder / "report.json").read_text())
+        if analysis is not None:
+            report["analysis"] = analysis.read_text()
+    except (OSError, ValueError) as e:
+        print(f"inpaint-bench: error: {InputError(f'cannot read the report ({e})', folder)}", file=sys.stderr)
+        return InputError.exit_code
+    write_report(report, folder, plot=plot)
+    print(f"report: {folder / 'report.md'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.render is not None:
+        return render(args.render, args.analysis, not args.no_plot)
     try:
         cfg = config_from_args(args)
-        report = run_bench(cfg)
+        report = run_bench(cfg, args.analysis)
     except TrtInpaintError as e:
         print(f"inpaint-bench: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from trt_inpaint.bench.inputs import sample_batch, stage_inputs
-from trt_inpaint.bench.memory import RssSampler, Window
+from trt_inpaint.bench.memory import RssSampler, Window, rss_bytes
 from trt_inpaint.bench.pipeline import noise_for, run_pipeline
 from trt_inpaint.bench.timing import clock, summarize
 from trt_inpaint.export.spec import PIPELINES, Pipeline, Stage
@@ -56,7 +56,7 @@ def bench_pipeline(
         per[s]["load_s"] = clock() - t0
         w = sampler.window_end(before)
         sampler.mark(f"load {s.value}", "load")
-        per[s]["load_rss"] = max(0, _rss_now(sampler) - w.start_rss)
+        per[s]["load_rss"] = max(0, rss_bytes() - w.start_rss)
         per[s]["load_peak_delta"] = w.delta
         per[s]["footprint"] = int(getattr(r, "footprint", 0) or 0)
         runners[s] = r
@@ -129,12 +129,6 @@ def bench_pipeline(
             "device_peak": w.device_peak,
         },
     }
-
-
-def _rss_now(sampler: RssSampler) -> int:
-    from trt_inpaint.bench.memory import rss_bytes
-
-    return rss_bytes()
 
 
 def bench_stage_sizes(

@@ -20,10 +20,11 @@ FORBIDDEN_OPS = frozenset({"DFT", "STFT"})
 
 
 def dynamic_axes(stage_spec: S.StageSpec) -> dict[str, dict[int, str]]:
-    """Symbolic axes of every input and output, as written in the spec."""
+    """Symbolic axes of the inputs and outputs, as in the spec (H and W fixed for fixed-size stages)."""
     axes: dict[str, dict[int, str]] = {}
+    fixed = {S.H, S.W} if stage_spec.fixed_size is not None else set()  # MAT: batch only, 512x512
     for t in (*stage_spec.inputs, *stage_spec.outputs):
-        sym = {i: d for i, d in enumerate(t.shape) if isinstance(d, str)}
+        sym = {i: d for i, d in enumerate(t.shape) if isinstance(d, str) and d not in fixed}
         if sym:
             axes[t.name] = sym
     return axes

@@ -1,3 +1,12 @@
 """Runtime: runs the stages in sequence on TensorRT, ONNX Runtime or PyTorch within a memory budget.
 
 Importing this package must not import torch (tested)."""
+
+
+def __getattr__(name: str):
+    # `from trt_inpaint.runtime import Inpainter` without importing anything heavy at package import
+    if name == "Inpainter":
+        from trt_inpaint.runtime.api import Inpainter
+
+        return Inpainter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -47,8 +47,7 @@ class PoolStats:
 
 
 def _estimate(runner: Runner) -> int:
-    fn = getattr(runner, "estimate_footprint", None)
-    return int(fn()) if fn else 0
+    return int(runner.estimate_footprint())
 
 
 class EnginePool:

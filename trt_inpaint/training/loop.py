@@ -94,6 +94,9 @@ class Trainer:
             raise InputError("--epochs and --batch-size must be >= 1")
         self.task, self.train_set, self.val_set, self.opts = task, train_set, val_set, opts
         self.device = torch.device(device)
+        if self.device.type == "cuda":  # replayable batches are only half of resuming to the same bits
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
         self.optimizer = torch.optim.Adam(task.model.parameters(), lr=opts.lr)
         self.out = Path(opts.out_dir)
         self.name = task.stage.value

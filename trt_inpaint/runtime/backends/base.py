@@ -35,6 +35,10 @@ class Runner(abc.ABC):
         self.footprint: int = 0  # bytes, measured by _load
         self.load_count = 0
 
+    def estimate_footprint(self) -> int:
+        """Bytes this stage is expected to hold, before loading (e.g. the file size); 0 if unknown."""
+        return 0
+
     @property
     def is_loaded(self) -> bool:
         return self._loaded
