@@ -108,7 +108,7 @@ def bench_pipeline(
             images_per_s=batch / st.p50,
             work_peak_delta=work_peak[s],
             peak_rss=abs_peak[s],
-            stage_memory=d["load_rss"] + work_peak[s],
+            stage_memory=max(d["load_rss"], d["footprint"]) + work_peak[s],
             device_peak=device_peak[s],
         )
         rows.append(d)

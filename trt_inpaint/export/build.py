@@ -3,6 +3,7 @@ artefact whose inputs and options are unchanged (and whose file still matches it
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ class ExportOptions:
     precision: S.Precision = S.Precision.FP16
     builder: Builder = Builder.AUTO
     max_size: int | None = None  # engine profile's largest side (None: the spec's)
+    min_size: int | None = None  # engine profile's smallest side (None: the spec's)
+    max_batch: int | None = None  # engine profile's largest batch (None: the spec's)
     random_init: bool = False  # stages without weights get seeded random weights
     seed: int = 0
     stages: tuple[S.Stage, ...] = ALL_STAGES
@@ -99,14 +102,28 @@ def onnx_input_dims(path: Path) -> dict[str, list[int | str]]:
     }
 
 
-def engine_profile(stage: S.Stage, dims: dict[str, list[int | str]], max_size: int | None) -> dict:
-    """The spec's min/opt/max shapes, with the ONNX's static dims where the graph fixes them."""
-    prof = S.spec(stage).profile(max_size)
+def engine_profile(
+    stage: S.Stage,
+    dims: dict[str, list[int | str]],
+    max_size: int | None = None,
+    min_size: int | None = None,
+    max_batch: int | None = None,
+) -> dict:
+    """The spec's min/opt/max shapes (with the given overrides), with the ONNX's static dims where the graph
+    fixes them. The optimum stays the spec's (512x512, batch 1)."""
+    spec = S.spec(stage)
+    if min_size is not None or max_batch is not None:
+        spec = dataclasses.replace(
+            spec,
+            min_size=min(min_size or spec.min_size, spec.opt_size),
+            max_batch=max_batch or spec.max_batch,
+        )
+    prof = spec.profile(max_size)
     out = {}
     for name, shapes in prof.items():
-        fixed = dims.get(name, [])
+        fixed = dims.get(name) or [None] * len(shapes[0])
         out[name] = tuple(
-            tuple(f if isinstance(f, int) and f > 0 else v for v, f in zip(shape, fixed, strict=False))
+            tuple(f if isinstance(f, int) and f > 0 else v for v, f in zip(shape, fixed, strict=True))
             for shape in shapes
         )
     return out
@@ -208,7 +225,7 @@ class Exporter:
             arts.pop("onnx_fp16", None)
 
         # 3. engine
-        profile = engine_profile(stage, dims, opts.max_size)
+        profile = engine_profile(stage, dims, opts.max_size, opts.min_size, opts.max_batch)
         if self.builder is not Builder.NONE:
             from trt_inpaint.export.engine import load_module
 

@@ -39,9 +39,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=[x.value for x in S.Precision], default="fp16")
     p.add_argument("--builder", choices=[b.value for b in Builder], default="auto",
                    help="auto: tensorrt if it imports, else tensorrt-rtx, else none (ONNX only)")  # fmt: skip
-    p.add_argument(
-        "--max-size", type=int, metavar="N", help="largest image side in the engine profile (default 2048)"
-    )
+    e = p.add_argument_group("engine optimization profile (the optimum is always 512x512, batch 1)")
+    e.add_argument("--max-size", type=int, metavar="N", help="largest image side (default 2048)")
+    e.add_argument("--min-size", type=int, metavar="N", help="smallest image side (default 64)")
+    e.add_argument("--max-batch", type=int, metavar="B", help="largest batch (default 4)")
     p.add_argument(
         "--stages", nargs="+", choices=[s.value for s in S.Stage], metavar="STAGE",
         help=f"stages to export (default all: {' '.join(s.value for s in S.Stage)})",
@@ -113,6 +114,8 @@ def _export(args: argparse.Namespace, weights: dict[S.Stage, Path], calibration:
         precision=S.Precision(args.precision),
         builder=Builder(args.builder),
         max_size=args.max_size,
+        min_size=args.min_size,
+        max_batch=args.max_batch,
         random_init=args.random_init,
         seed=args.seed,
         stages=stages,

@@ -118,7 +118,8 @@ class ToStyle(nn.Module):
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         act = Activation.LRELU
-        self.conv = nn.Sequential(*(Conv2dLayer(in_channels, in_channels, 3, activation=act, down=2) for _ in range(3)))
+        convs = [Conv2dLayer(in_channels, in_channels, 3, activation=act, down=2) for _ in range(3)]
+        self.conv = nn.Sequential(*convs)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = FullyConnectedLayer(in_channels, out_channels, activation=act)
 
@@ -204,7 +205,9 @@ class SynthesisNet(nn.Module):
         self.to_style = ToStyle(cfg.nf(4), cfg.nf(2) * 2)
         self.dec = Decoder(cfg, cfg.w_dim + cfg.nf(2) * 2)
 
-    def forward(self, images: Tensor, masks: Tensor, ws: Tensor, token_keep: Tensor, feature_keep: Tensor) -> Tensor:
+    def forward(
+        self, images: Tensor, masks: Tensor, ws: Tensor, token_keep: Tensor, feature_keep: Tensor
+    ) -> Tensor:
         out_stg1 = self.first_stage(images, masks, ws, token_keep)
         x = images * masks + out_stg1 * (1 - masks)
         x = torch.cat([masks - 0.5, x, images * masks], dim=1)
@@ -250,8 +253,10 @@ class MATGenerator(nn.Module):
         super().__init__()
         if c_dim != 0:
             raise ValueError("MATGenerator: only c_dim=0 (unconditional) is supported")
-        if img_resolution < 64 or 2 ** int(math.log2(img_resolution)) != img_resolution:
-            raise ValueError(f"MATGenerator: img_resolution must be a power of two >= 64, got {img_resolution}")
+        if img_resolution < 128 or 2 ** int(math.log2(img_resolution)) != img_resolution:
+            raise ValueError(
+                f"MATGenerator: img_resolution must be a power of two >= 128, got {img_resolution}"
+            )
         self.config = MATConfig(
             z_dim, c_dim, w_dim, img_resolution, img_channels, stage1_dim, tuple(stage1_depths), stage1_heads,
             tuple(stage1_windows), mlp_ratio, channel_base, channel_max, mapping_layers, use_noise,
@@ -295,7 +300,8 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: MATGenerator) 
     for k, v in state_dict.items():
         if k in own:
             if tuple(v.shape) != tuple(own[k].shape):
-                raise CheckpointError(f"MAT checkpoint: {k} has shape {tuple(v.shape)}, expected {tuple(own[k].shape)}")
+                want = tuple(own[k].shape)
+                raise CheckpointError(f"MAT checkpoint: {k} has shape {tuple(v.shape)}, expected {want}")
             out[k] = v
         elif not k.endswith(DROPPABLE_SUFFIXES):
             unexpected.append(k)

@@ -42,7 +42,7 @@ def default_resample_filter() -> Tensor:
 
 
 def bias_act(x: Tensor, b: Tensor | None, act: Activation, dim: int = 1, gain: float | None = None) -> Tensor:
-    """x + b (along ``dim``), then the activation, then the gain (default: sqrt(2) for lrelu, 1 for linear)."""
+    """x + b (along ``dim``), activation, gain (default: sqrt(2) for lrelu, 1 for linear)."""
     if b is not None:
         shape = [1] * x.ndim
         shape[dim] = -1
