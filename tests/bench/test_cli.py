@@ -75,6 +75,16 @@ def test_unavailable_rows_say_why(report):
     assert reasons["tensorrt-fp16"]
     assert "manifest" in reasons["torch-fp32"]  # the stand-ins give the torch backend no weights
     assert all(not _row(rep, k)["available"] for k in reasons)
+    assert "mat.fp16.onnx" in reasons["ort-cpu-fp16"] and "lama.fp16.onnx" not in reasons["ort-cpu-fp16"]
+
+
+def test_a_row_without_the_pipeline_still_measures_the_scaling_stage(report):
+    out, rep = report
+    fp16 = _row(rep, "ort-cpu-fp16")
+    assert fp16["partial"] == "lama scaling only"
+    assert fp16["result"]["pipeline_runs"] == [] and fp16["result"]["budgets"] == []
+    assert [s["size"] for s in fp16["result"]["scaling"]] == [64, 128]
+    assert "(measured: lama scaling only, see below)" in (out / "report.md").read_text()
 
 
 def test_scaling_and_flops(report):
@@ -99,9 +109,9 @@ def test_budgets_swap_below_the_total(report):
     assert rows["all", "folder"]["swaps"] == 0 and rows["all", "folder"]["loads"] == len(STAGES)
     tight = rows["tight", "folder"]
     assert tight["budget"] < sum(rows["all", "folder"]["footprints"].values())
-    assert tight["swaps"] > 0 and tight["loads"] == len(STAGES) and tight["within_budget"]
+    assert tight["swaps"] > 0 and tight["loads"] >= len(STAGES) and tight["within_budget"], rows
     one = rows["tight", "one-by-one"]
-    assert one["reloads"] > 0 and one["swap_in_s"] > 0 and one["within_budget"]
+    assert one["reloads"] > 0 and one["swap_in_s"] > 0 and one["within_budget"], rows
     assert all(r["outputs_ok"] for r in rows.values())
 
 

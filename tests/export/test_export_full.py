@@ -48,7 +48,9 @@ def full(tmp_path_factory):
 
 
 def _session(path) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
 def _photo_inputs(stage: S.Stage, h: int, w: int) -> dict[str, np.ndarray]:

@@ -20,6 +20,14 @@ CAL = CalibrationOptions(size=64, max_images=2)
 SIZES = [(256, 256), (512, 512), (200, 264), (768, 1024)]
 
 
+def _quiet():
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return so
+
+
 def _opts(out, **kw) -> ExportOptions:
     return ExportOptions(out_dir=out, tiny=True, builder=Builder.NONE, calibration=CAL, **kw)
 
@@ -69,7 +77,9 @@ def test_ort_fp32_and_fp16_match_torch(tiny, stage):
     out, _, _ = tiny
     model = ST.random_stage(stage, seed=0, tiny=True)  # torch.fft reference (the ONNX has the matmul DFT)
     sessions = {
-        p: ort.InferenceSession(str(out / S.onnx_filename(stage, p)), providers=["CPUExecutionProvider"])
+        p: ort.InferenceSession(
+            str(out / S.onnx_filename(stage, p)), _quiet(), providers=["CPUExecutionProvider"]
+        )
         for p in S.Precision
     }
     sizes = [(512, 512)] if stage is S.Stage.MAT else SIZES

@@ -13,8 +13,7 @@ import torch.nn.functional as F
 
 from trt_inpaint.errors import CheckpointError
 from trt_inpaint.export import spec
-from trt_inpaint.models.init import init_value
-from trt_inpaint.models.mat import MATGenerator, checkpoint_filter_fn, mat_places, mat_tiny
+from trt_inpaint.models.mat import MATGenerator, checkpoint_filter_fn, mat_places, mat_tiny, random_init_
 from trt_inpaint.models.mat_transformer import Conv2dLayerPartial, WindowAttention
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -23,24 +22,8 @@ SMALL = 128  # tiny-config tests: same code paths, one up/down block per stage f
 
 
 def parity_init_(model: torch.nn.Module) -> torch.nn.Module:
-    """The weights of tests/fixtures/mat_parity.json ("weights"): the per-key init rule, rescaled to
-    the standard-normal raw weights the equalised-lr layers expect; constant buffers kept."""
-    sd = model.state_dict()
-    with torch.no_grad():
-        for k, t in sd.items():
-            if not t.is_floating_point() or k.endswith(("resample_filter", "attn_mask")):
-                continue
-            v = np.asarray(init_value(k, tuple(t.shape), 0, 1.0), dtype=np.float64)
-            if v.ndim >= 2:
-                v = v * np.sqrt(np.prod(v.shape[1:]))
-            if k.endswith("toRGB.conv.weight"):
-                v = v * 0.05
-            if k.startswith("mapping.fc") and k.endswith(".weight"):
-                v = v / 0.01
-            if k.endswith("noise_strength"):
-                v = v * 0
-            t.copy_(torch.from_numpy(np.asarray(v, dtype=np.float32)))
-    return model
+    """The weights of tests/fixtures/mat_parity.json ("weights"): ``mat.random_init_`` at seed 0."""
+    return random_init_(model, 0)
 
 
 def feeds(model: MATGenerator, batch: int = 1, seed: int = 0, hole_box=(40, 88)) -> dict[str, torch.Tensor]:
@@ -90,7 +73,7 @@ def test_parity_with_original_full_size(places):
     assert len(meta["commit"]) == 40
     d = np.load(FIXTURES / "mat_parity.npz")
     hole = np.unpackbits(d["hole"])[: SIZE * SIZE].reshape(SIZE, SIZE).astype(bool)
-    model = parity_init_(mat_places()).eval().requires_grad_(False)
+    model = parity_init_(places)
     images = torch.from_numpy(d["image"]).permute(2, 0, 1)[None].float() / 127.5 - 1
     masks = torch.from_numpy((~hole).astype(np.float32))[None, None]
     tk = np.unpackbits(d["token_keep"])[: 256 * 180].reshape(1, 256, 180).astype(np.float32)

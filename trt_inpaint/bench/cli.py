@@ -263,9 +263,16 @@ def run_bench(cfg: BenchConfig, analysis: Path | None = None) -> dict:
             "reason": reason,
             "note": b.note,
         }
-        if reason is None:
+        job = job_for(cfg, b.key)
+        if reason is not None and job.scaling_sizes:  # the pipeline cannot run; the scaling stage alone may
+            if unavailable_reason(b, cfg.engines, (Stage(cfg.scaling_stage),)) is None:
+                job.batches, job.budgets = [], []
+                entry["partial"] = f"{cfg.scaling_stage} scaling only"
+            else:
+                job = None
+        if reason is None or (job is not None and entry.get("partial")):
             bar.set_description(f"inpaint-bench {b.key}")
-            entry["result"] = run_worker(job_for(cfg, b.key), progress)
+            entry["result"] = run_worker(job, progress)
         backends.append(entry)
         bar.update(1)
     bar.close()

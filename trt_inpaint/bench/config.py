@@ -21,7 +21,9 @@ class BenchConfig:
     size: int = 512
     sizes: tuple[int, ...] = FULL_SIZES  # scaling of ``scaling_stage`` alone
     scaling_stage: str = "lama"
-    scaling_backends: tuple[str, ...] = ("ort-cpu-fp32", "ort-cuda-fp16", "tensorrt-fp16", "torch-cuda-fp16")
+    scaling_backends: tuple[str, ...] = (
+        "ort-cpu-fp32", "ort-cpu-fp16", "ort-cuda-fp16", "tensorrt-fp16", "torch-cuda-fp16",
+    )  # fmt: skip
     batches: tuple[int, ...] = (1, 4)
     batch_backends: tuple[str, ...] = ("ort-cpu-fp32", "ort-cuda-fp16", "tensorrt-fp16", "torch-cuda-fp16")
     budgets: tuple[str, ...] = ("all", "tight")  # see budgets.resolve_budget

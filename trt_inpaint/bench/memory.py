@@ -174,30 +174,23 @@ def _ru_maxrss() -> int:
 
 
 class DeviceMemory:
-    """GPU memory: NVML used bytes of device ``index``; the framework's peak counter when torch uses CUDA."""
+    """GPU memory: NVML's used bytes of device ``index`` (all processes, through the runtime's ctypes NVML),
+    else the CUDA caching allocator's reserved bytes when this process has torch on CUDA."""
 
     def __init__(self, index: int = 0):
-        self.index = index
-        self._handle = None
-        try:
-            import pynvml  # nvidia-ml-py
+        from trt_inpaint.runtime.gpu import device_memory_used
 
-            pynvml.nvmlInit()
-            self._nvml = pynvml
-            self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        except Exception:  # noqa: BLE001 - no NVML / no GPU: device memory is simply not reported
-            self._nvml = None
+        self.index = index
+        self._nvml = device_memory_used
         self._peak = 0
 
     @property
     def available(self) -> bool:
-        return self._handle is not None or _torch_cuda()
+        return self._nvml(self.index) is not None or _torch_cuda()
 
     def used(self) -> int | None:
-        val = None
-        if self._handle is not None:
-            val = int(self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used)
-        elif _torch_cuda():
+        val = self._nvml(self.index)
+        if val is None and _torch_cuda():
             import torch
 
             val = int(torch.cuda.memory_reserved(self.index))

@@ -15,10 +15,9 @@ def plot_report(report: dict, path: Path) -> None:
 
     from trt_inpaint.bench.report import main_pipeline_run
 
-    ran = [
-        b for b in report["backends"] if b["available"] and "error" not in (b.get("result") or {"error": 1})
-    ]
-    scaling = [b for b in ran if b["result"].get("scaling")]
+    measured = [b for b in report["backends"] if "error" not in (b.get("result") or {"error": 1})]
+    ran = [b for b in measured if b["available"]]
+    scaling = [b for b in measured if b["result"].get("scaling")]
     ncols = 3 if scaling else 2
     fig, axes = plt.subplots(1, ncols, figsize=(6.2 * ncols, 4.8))
     ax = axes[0]

@@ -68,7 +68,8 @@ def main_rows(report: dict) -> list[list[str]]:
     for b in report["backends"]:
         head = [b["label"], b["numeric"]]
         if not b["available"]:
-            rows.append([*head, "-", f"not available here: {b['reason']}", "", "", "", "", "", ""])
+            extra = f" (measured: {b['partial']}, see below)" if b.get("partial") else ""
+            rows.append([*head, "-", f"not available here: {b['reason']}{extra}", "", "", "", "", "", ""])
             continue
         res = b.get("result") or {}
         if "error" in res:

@@ -30,14 +30,23 @@ def dynamic_axes(stage_spec: S.StageSpec) -> dict[str, dict[int, str]]:
     return axes
 
 
-def example_inputs(stage_spec: S.StageSpec, size: int | None = None, batch: int = 1, seed: int = 0):
-    """Deterministic torch inputs for tracing (images in [0,1], binary masks, spec noise)."""
+def model_noise_shapes(module) -> dict[str, tuple[int, ...]] | None:
+    """The noise input shapes a stage's model declares (MAT: ``generator.noise_shapes()``), if any."""
+    fn = getattr(getattr(module, "generator", None), "noise_shapes", None)
+    return dict(fn()) if callable(fn) else None
+
+
+def example_inputs(stage_spec: S.StageSpec, size: int | None = None, seed: int = 0, noise_shapes=None):
+    """Deterministic torch inputs for tracing (images in [0,1], binary masks, noise at the model's shapes)."""
     import numpy as np
     import torch
 
+    from trt_inpaint.export.calibration import noise_feeds
+
+    batch = 1
     side = stage_spec.fixed_size or size or 64
     rng = np.random.default_rng(seed)
-    noise = S.random_feeds(stage_spec.stage, batch, seed)
+    noise = noise_feeds(stage_spec.stage, seed, noise_shapes)
     out = []
     for t in stage_spec.inputs:
         shape = t.concrete(batch, side, side)
@@ -68,7 +77,7 @@ def export_onnx(module: torch.nn.Module, stage: S.Stage, path: Path, trace_size:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
-            example_inputs(stage_spec, trace_size),
+            example_inputs(stage_spec, trace_size, noise_shapes=model_noise_shapes(module)),
             str(tmp),
             input_names=list(stage_spec.input_names),
             output_names=list(stage_spec.output_names),

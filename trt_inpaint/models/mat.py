@@ -19,10 +19,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from trt_inpaint.errors import CheckpointError
+from trt_inpaint.models.init import init_value
 from trt_inpaint.models.mat_layers import (
     Activation,
     Conv2dLayer,
@@ -314,6 +316,31 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: MATGenerator) 
     for k in missing:
         out[k] = own[k].detach().clone()
     return {k: out[k] for k in own}
+
+
+@torch.no_grad()
+def random_init_(model: MATGenerator, seed: int = 0) -> MATGenerator:
+    """Seeded random weights that give a meaningful output (``--random-init`` exports, parity fixtures).
+
+    The per-key rule of ``trt_inpaint.models.init``, rescaled to the standard-normal raw weights that the
+    equalised-learning-rate layers expect (they divide by sqrt(fan_in) at run time); mapping weights / 0.01
+    (their lr multiplier), ToRGB weights x 0.05, noise strength 0. Constant buffers (resampling filters,
+    shifted-window attention masks) keep their constructed values.
+    """
+    for k, t in model.state_dict().items():
+        if not t.is_floating_point() or k.endswith(("resample_filter", "attn_mask")):
+            continue
+        v = np.asarray(init_value(k, tuple(t.shape), seed, 1.0), dtype=np.float64)
+        if v.ndim >= 2:
+            v = v * np.sqrt(np.prod(v.shape[1:]))
+        if k.endswith("toRGB.conv.weight"):
+            v = v * 0.05
+        if k.startswith("mapping.fc") and k.endswith(".weight"):
+            v = v / 0.01
+        if k.endswith("noise_strength"):
+            v = v * 0
+        t.copy_(torch.from_numpy(np.asarray(v, dtype=np.float32)))
+    return model
 
 
 def mat_places(**kw) -> MATGenerator:

@@ -246,8 +246,10 @@ def random_stage_model(stage: Stage | str, seed: int = 0, tiny: bool = False) ->
     The same (stage, seed, tiny) always gives the same weights; both denoisers get identical weights for
     one seed (same keys), which every consumer (exporter, torch backend) reproduces alike.
     """
-    model = stage_model(stage, tiny)
-    deterministic_init_(model, seed)
+    module, full, small = _CONSTRUCTORS[Stage(stage)]
+    mod = importlib.import_module(module)
+    model = getattr(mod, small if tiny else full)()
+    getattr(mod, "random_init_", deterministic_init_)(model, seed)  # a model file may refine the rule
     return model.eval()
 
 
