@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from standins import write_standins  # noqa: E402
+from tests.bench.standins import write_standins
 
 
 @pytest.fixture(scope="session")

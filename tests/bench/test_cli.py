@@ -56,8 +56,10 @@ def test_pipeline_rows_per_stage_and_end_to_end(report):
     assert [r["batch"] for r in runs] == [1, 2]
     for r in runs:
         assert [s["stage"] for s in r["stages"]] == [s.value for s in STAGES]
+        n = 2 if r["batch"] == 1 else 1  # above batch 1 the first run is the only sample
+        assert r["first_is_sample"] == (r["batch"] > 1)
         for s in r["stages"]:
-            assert s["stats"]["n"] == 2 and s["stats"]["p50"] <= s["stats"]["p90"]
+            assert s["stats"]["n"] == n and s["stats"]["p50"] <= s["stats"]["p90"]
             assert s["load_s"] > 0 and s["first_run_s"] > 0 and s["stage_memory"] > 0
         e = r["end_to_end"]
         assert e["images_per_s"] == pytest.approx(r["batch"] / e["stats"]["p50"])
@@ -89,7 +91,7 @@ def test_a_row_without_the_pipeline_still_measures_the_scaling_stage(report):
 
 def test_scaling_and_flops(report):
     _, rep = report
-    from standins import standin_flops
+    from tests.bench.standins import standin_flops
 
     sc = _row(rep, "ort-cpu-fp32")["result"]["scaling"]
     assert [(s["stage"], s["size"]) for s in sc] == [("lama", 64), ("lama", 128)]

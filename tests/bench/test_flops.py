@@ -99,7 +99,7 @@ def test_weights_are_not_needed():
 
 
 def test_standin_stages_count_exactly(standin_engines):
-    from standins import standin_flops
+    from tests.bench.standins import standin_flops
 
     for stage in (Stage.LAMA, Stage.COMBINER, Stage.MAT):
         shapes = {t.name: t.concrete(1, 512, 512) for t in spec(stage).inputs}

@@ -29,7 +29,9 @@ def _quiet():
 
 
 def _opts(out, **kw) -> ExportOptions:
-    return ExportOptions(out_dir=out, tiny=True, builder=Builder.NONE, calibration=CAL, **kw)
+    kw.setdefault("calibration", CAL)
+    kw.setdefault("builder", Builder.NONE)
+    return ExportOptions(out_dir=out, tiny=True, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +113,19 @@ def test_rerun_reuses_and_rebuilds_stale(tiny, tmp_path):
     _, reports = Exporter(_opts(out, stages=(S.Stage.FINAL_DENOISER,))).run()
     assert reports[0].status.startswith("built (onnx_fp32")
     onnx.checker.check_model(str(path))
+
+
+def test_engine_built_then_reused_then_rebuilt_for_new_profile(tiny):
+    out, _, _ = tiny
+    stage = (S.Stage.FINAL_DENOISER,)
+    small = dict(stages=stage, builder=Builder.TENSORRT_RTX, min_size=64, max_size=256, max_batch=1)
+    _, reports = Exporter(_opts(out, **small)).run()
+    assert reports[0].status == "built (engine)"
+    engine = reports[0].record.artefacts["engine"]
+    assert engine.info["builder"] == "tensorrt-rtx" and (out / engine.file).stat().st_size == engine.bytes
+    assert reports[0].record.profile["image"] == [[1, 3, 64, 64], [1, 3, 512, 512], [1, 3, 512, 512]]
+    _, reports = Exporter(_opts(out, **small)).run()
+    assert reports[0].status == "reused"
+    _, reports = Exporter(_opts(out, **{**small, "max_size": 768})).run()
+    assert reports[0].status == "built (engine)"
+    assert reports[0].record.profile["image"][2] == [1, 3, 768, 768]

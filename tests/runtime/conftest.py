@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from standins import write_standins  # noqa: E402
+from tests.runtime.standins import write_standins
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,8 +5,8 @@ import json
 import cv2
 import numpy as np
 import pytest
-from standins import write_standins
 
+from tests.runtime.standins import write_standins
 from trt_inpaint.errors import BudgetError
 from trt_inpaint.export.spec import Stage
 from trt_inpaint.runtime.api import Inpainter

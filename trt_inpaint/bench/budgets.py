@@ -166,8 +166,9 @@ def bench_budgets(
     sampler: RssSampler,
     progress: Callable[[str], None] = lambda m: None,
 ) -> list[dict]:
-    """One row per (budget, mode). The unlimited budget runs first (after an unreported warm-up run): the
-    footprints it measures size the named budgets. The one-by-one mode runs for "tight" with 2+ images."""
+    """One row per (budget, mode). The unlimited budget runs first: the footprints it measures size the
+    named budgets (raised and tried again, up to RETRIES times, when a load measures more). The one-by-one
+    mode runs for "tight" with 2+ images."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="inpaint-bench-footprints-") as tmp:
@@ -180,8 +181,6 @@ def _bench_budgets(factory, pipeline, size, budgets, n_images, sampler, progress
     images = [(image[i : i + 1], mask[i : i + 1]) for i in range(n_images)]
     names = [b if isinstance(b, str) else format_bytes(b) for b in budgets]
     sampler.mark("budgets", "phase")
-    progress("budget all: warm-up")  # a process's first pool run measures larger footprints than later ones
-    _run(factory, pipeline, None, images[:1], False, sampler, cache)
     progress("budget all: folder")
     base, footprints, _ = _run(factory, pipeline, None, images, False, sampler, cache)
     assert base is not None  # an unlimited budget cannot fail

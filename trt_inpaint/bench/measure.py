@@ -87,6 +87,10 @@ def bench_pipeline(
             progress(f"{tag}warm-up {i + 1}/{warmup}")
             run_pipeline(runners, pipeline, image, mask, noise, None, hook)
         e2e = []
+        if runs == 0:  # the first run is the only sample (large batches on a CPU): flagged in the result
+            e2e.append(first)
+            for s in stages:
+                per[s]["run_s"].append(times[s])
         for i in range(runs):
             progress(f"{tag}run {i + 1}/{runs}")
             t0 = clock()
@@ -119,6 +123,7 @@ def bench_pipeline(
         "batch": batch,
         "warmup": warmup,
         "runs": runs,
+        "first_is_sample": runs == 0,
         "stages": rows,
         "end_to_end": {
             "stats": st.to_dict(),
@@ -160,7 +165,7 @@ def bench_stage_sizes(
             for i in range(wu):
                 progress(f"{stage.value} {size}x{size}: warm-up {i + 1}/{wu}")
                 r.run(feeds)
-            samples = []
+            samples = [first] if n == 0 else []  # large sizes: the first run is the only sample (flagged)
             for i in range(n):
                 progress(f"{stage.value} {size}x{size}: run {i + 1}/{n}")
                 t0 = clock()
@@ -175,6 +180,7 @@ def bench_stage_sizes(
                     "size": size,
                     "megapixels": mpix,
                     "first_run_s": first,
+                    "first_is_sample": n == 0,
                     "stats": st.to_dict(),
                     "s_per_megapixel": st.p50 / mpix,
                     "peak_rss": w.peak_rss,

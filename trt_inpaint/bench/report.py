@@ -174,10 +174,14 @@ def _scaling_rows(report: dict) -> list[list[str]]:
                     _f(f and f / p50 / 1e9, "{:.1f}"),
                     _f(pct_of_peak(f, p50, peak), "{:.0f}%"),
                     _mib(s["peak_rss"]),
-                    str(s["stats"]["n"]),
+                    _runs_text(s["stats"]["n"], s.get("first_is_sample", False)),
                 ]
             )
     return rows
+
+
+def _runs_text(n: int, first_is_sample: bool) -> str:
+    return "1 (the first run)" if first_is_sample else str(n)
 
 
 def _batch_rows(report: dict) -> list[list[str]]:
@@ -199,6 +203,7 @@ def _batch_rows(report: dict) -> list[list[str]]:
                     _f(e["images_per_s"], "{:.3f}"),
                     _f(e["images_per_s"] / base, "{:.2f}x"),
                     _mib(e["peak_rss"]),
+                    _runs_text(e["stats"]["n"], r.get("first_is_sample", False)),
                 ]
             )
     return rows
@@ -253,7 +258,9 @@ def render_markdown(report: dict) -> str:
         f"warm-up {cfg['warmup']} (after one first run timed apart), {cfg['runs']} timed runs. "
         f"Measured fp32 matmul peak: **{peak['flops'] / 1e9:.0f} GFLOP/s** "
         f"(numpy {_f(peak['numpy_flops'] and peak['numpy_flops'] / 1e9, '{:.0f}')}, "
-        f"ONNX Runtime {_f(peak['ort_flops'] and peak['ort_flops'] / 1e9, '{:.0f}')}; n={peak['n']}).",
+        f"ONNX Runtime {_f(peak['ort_flops'] and peak['ort_flops'] / 1e9, '{:.0f}')}; n={peak['n']}; "
+        f"the larger of the measurements at start ({_f(peak.get('start_flops', 0) / 1e9, '{:.0f}')}) "
+        f"and end ({_f(peak.get('end_flops', 0) / 1e9, '{:.0f}')}) of the run).",
         "",
     ]
     h = report.get("headline")
@@ -319,7 +326,17 @@ def render_markdown(report: dict) -> str:
         ),
         (
             "Throughput against batch size (end to end)",
-            ["backend", "precision", "pipeline", "batch", "p50 ms", "images/s", "vs batch 1", "peak MiB"],
+            [
+                "backend",
+                "precision",
+                "pipeline",
+                "batch",
+                "p50 ms",
+                "images/s",
+                "vs batch 1",
+                "peak MiB",
+                "runs",
+            ],  # fmt: skip
             _batch_rows(report),
         ),
         (

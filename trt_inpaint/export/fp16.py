@@ -171,6 +171,21 @@ class Fp16Result:
 # ---- graph helpers ---------------------------------------------------------------------------------
 
 
+def node_inputs(node) -> list[str]:
+    """A node's inputs, including the outer-scope names its subgraphs (If/Loop/Scan bodies) read."""
+    names = [i for i in node.input if i]
+    for a in node.attribute:
+        for g in (*([a.g] if a.HasField("g") else []), *a.graphs):
+            inner = (
+                {o for n in g.node for o in n.output}
+                | {i.name for i in g.input}
+                | {t.name for t in g.initializer}
+            )
+            for n in g.node:
+                names += [i for i in node_inputs(n) if i not in inner]
+    return list(dict.fromkeys(names))
+
+
 class GraphIndex:
     """Producers, consumers and float tensor types of a (shape-inferred) graph."""
 
@@ -182,9 +197,8 @@ class GraphIndex:
         self.producer: dict[str, onnx.NodeProto] = {o: n for n in g.node for o in n.output if o}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
         for n in g.node:
-            for i in n.input:
-                if i:
-                    self.consumers.setdefault(i, []).append(n)
+            for i in node_inputs(n):
+                self.consumers.setdefault(i, []).append(n)
         types = {v.name: v.type.tensor_type.elem_type for v in (*g.value_info, *g.input, *g.output)}
         float_t = onnx.TensorProto.FLOAT
         outputs = {o.name for o in g.output}
@@ -295,7 +309,7 @@ class _SegmentedRun:
         last_use: dict[str, int] = {}
         for k, seg in enumerate(segments):
             for n in seg:
-                for i in n.input:
+                for i in node_inputs(n):
                     last_use[i] = k
         for o in self.graph_outputs:
             last_use[o] = len(segments)
@@ -306,7 +320,7 @@ class _SegmentedRun:
             produced = [o for n in seg for o in n.output if o]
             pset = set(produced)
             inputs = list(
-                dict.fromkeys(i for n in seg for i in n.input if i and i not in pset and i not in self.inits)
+                dict.fromkeys(i for n in seg for i in node_inputs(n) if i not in pset and i not in self.inits)
             )
             self.io.append((inputs, produced))
 
@@ -317,7 +331,7 @@ class _SegmentedRun:
         if self.sessions[k] is None:
             seg = self.segments[k]
             inputs, produced = self.io[k]
-            used = {i for n in seg for i in n.input}
+            used = {i for n in seg for i in node_inputs(n)}
             vi_in = [
                 helper.make_tensor_value_info(
                     i, helper.np_dtype_to_tensor_dtype(live[i].dtype), live[i].shape
@@ -489,10 +503,11 @@ def _remove_round_trips(model: onnx.ModelProto) -> None:
     graph_outputs = {o.name for o in g.output}
     types = {v.name: v.type.tensor_type.elem_type for v in (*g.value_info, *g.input, *g.output)}
     types.update({i.name: i.data_type for i in g.initializer})
+    implicit = {i for n in g.node for i in node_inputs(n)} - {i for n in g.node for i in n.input}
     rename: dict[str, str] = {}
     drop: set[int] = set()
     for n in g.node:
-        if cast_to(n) != 1:
+        if cast_to(n) != 1 or n.output[0] in implicit:  # subgraphs read it by name: keep it
             continue
         src = producer.get(n.input[0])
         if src is None or cast_to(src) != 10 or n.output[0] in graph_outputs or types.get(src.input[0]) != 1:
@@ -506,7 +521,7 @@ def _remove_round_trips(model: onnx.ModelProto) -> None:
         for k, i in enumerate(n.input):
             if i in rename:
                 n.input[k] = rename[i]
-    used = {i for n in keep for i in n.input} | graph_outputs
+    used = {i for n in keep for i in node_inputs(n)} | graph_outputs
     keep = [n for n in keep if not (cast_to(n) == 10 and n.output[0] not in used)]
     del g.node[:]
     g.node.extend(keep)
