@@ -1,14 +1,14 @@
 """The full-size export (all five stages, random weights): fp32 + fp16 ONNX and a TensorRT-RTX engine per
 stage, built on the CPU; ONNX Runtime checked against PyTorch on the shipped photos.
 
-One module-scoped export serves every test here. Calibration is reduced (2 photos at 256 px; MAT 512) and
+One module-scoped export serves every test here. Calibration is reduced (1 photo at 512 px) and
 the engine profile is static 512x512 to fit the test budget; the CLI defaults are all photos at 512 and a
-64..2048 profile.
+64..2048 profile. Fidelity here is at 512x512; the other sizes (256, 200x264, 768x1024) run on the reduced
+models in test_export_tiny.py, and so does the end-to-end chain (ORT fp32 / fp16 vs the PyTorch ensemble).
 """
 
 from __future__ import annotations
 
-import math
 import resource
 import time
 
@@ -26,7 +26,6 @@ from trt_inpaint.models import stages as ST
 from trt_inpaint.samples import sample_pairs
 
 pytestmark = pytest.mark.slow
-SIZES = [(256, 256), (512, 512), (200, 264), (768, 1024)]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,7 @@ def full(tmp_path_factory):
         out_dir=out,
         random_init=True,
         builder=Builder.TENSORRT_RTX,
-        calibration=CalibrationOptions(size=256, max_images=2),
+        calibration=CalibrationOptions(size=512, max_images=1),  # activations grow with size: measure at 512
         min_size=512,  # a static 512x512, batch-1 profile: the dynamic profile (64..2048, batch 4) builds
         max_size=512,  # the full LaMa in about 17 min on 2 cores, far beyond the test budget
         max_batch=1,
@@ -93,39 +92,14 @@ def test_every_stage_has_an_rtx_engine(full):
 
 @pytest.mark.parametrize("stage", list(S.Stage))
 def test_stage_ort_matches_torch(full, stage):
-    """fp32: max |diff| <= 1e-3 at every size; fp16: PSNR >= 40 dB at 512, no NaN/inf."""
+    """512x512 photo: fp32 max |diff| <= 1e-3; fp16 PSNR >= 40 dB, no NaN/inf."""
     out, _ = full
     module = ST.random_stage(stage, seed=0)  # torch.fft reference; the ONNX has the matmul DFT
-    fp32 = _session(out / S.onnx_filename(stage, S.Precision.FP32))
-    sizes = [(512, 512)] if stage is S.Stage.MAT else SIZES
-    for h, w in sizes:
-        feeds = _photo_inputs(stage, h, w)
-        ref = _torch(module, feeds)
-        got = fp32.run(None, feeds)[0]
-        assert np.abs(got - ref).max() <= 1e-3, (stage, h, w, float(np.abs(got - ref).max()))
-        if (h, w) == (512, 512):
-            del fp32
-            got16 = _session(out / S.onnx_filename(stage, S.Precision.FP16)).run(None, feeds)[0]
-            assert np.isfinite(got16).all()
-            assert _psnr(ref, got16) >= 40, (stage, _psnr(ref, got16))
-            fp32 = _session(out / S.onnx_filename(stage, S.Precision.FP32))
-
-
-def test_end_to_end(full):
-    """The ensemble at 512: ONNX Runtime fp32 chain vs PyTorch <= 1e-3; fp16 chain >= 40 dB, finite."""
-    out, _ = full
-    ensemble = ST.random_ensemble(seed=0)
-    feeds = _photo_inputs(S.Stage.MAT, 512, 512)
-    ref = _torch(ensemble, feeds)
-    results = {}
-    for precision in S.Precision:
-        sources = {"image": feeds["image"], "mask": feeds["mask"]}
-        for call in S.PIPELINES[S.Pipeline.ENSEMBLE]:
-            spec = S.spec(call.stage)
-            f = {n: sources[call.feeds[n]] if n in call.feeds else feeds[n] for n in spec.input_names}
-            sources[call.stage.value] = _session(out / S.onnx_filename(call.stage, precision)).run(None, f)[0]
-        results[precision] = sources[S.PIPELINES[S.Pipeline.ENSEMBLE][-1].stage.value]
-    assert np.abs(results[S.Precision.FP32] - ref).max() <= 1e-3
-    assert np.isfinite(results[S.Precision.FP16]).all()
-    psnr = _psnr(ref, results[S.Precision.FP16])
-    assert psnr >= 40 and not math.isnan(psnr), psnr
+    feeds = _photo_inputs(stage, 512, 512)
+    ref = _torch(module, feeds)
+    del module
+    got = _session(out / S.onnx_filename(stage, S.Precision.FP32)).run(None, feeds)[0]
+    assert np.abs(got - ref).max() <= 1e-3, (stage, float(np.abs(got - ref).max()))
+    got16 = _session(out / S.onnx_filename(stage, S.Precision.FP16)).run(None, feeds)[0]
+    assert np.isfinite(got16).all()
+    assert _psnr(ref, got16) >= 40, (stage, _psnr(ref, got16))

@@ -82,7 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     p.add_argument("--peak-n", type=int, default=2048, help="side of the square fp32 matmul for the peak")
-    p.add_argument("--quick", action="store_true", help="fewer runs and sizes: a few minutes on a 2-core CPU")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 timed run; LaMa at 256 and 512, first runs; batch 1; 1 image per budget",
+    )
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--name", default=None, help="report title (default: the --out folder name)")
     p.add_argument(
@@ -187,6 +191,7 @@ def job_for(cfg: BenchConfig, key: str) -> Job:
         budget_images=cfg.budget_images,
         threads=cfg.threads,
         interval=cfg.interval,
+        quick=cfg.quick,
     )
 
 

@@ -67,7 +67,7 @@ def ort_matmul_flops(n: int = 2048, repeats: int = 5, threads: int | None = None
     return _best(lambda: sess.run(None, feeds), repeats, 2.0 * n**3)
 
 
-def measure_peak(n: int = 2048, repeats: int = 5, threads: int | None = None) -> Peak:
+def measure_peak(n: int = 2048, repeats: int = 8, threads: int | None = None) -> Peak:
     """Measure both; failures of one are noted, not fatal."""
     notes = []
     try:

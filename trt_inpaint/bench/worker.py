@@ -34,6 +34,7 @@ class Job:
     budget_images: int = 2
     threads: int | None = None
     interval: float = 0.02
+    quick: bool = False  # scaling sizes: the first run is the only sample
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,7 +103,7 @@ def run_job(job: Job, progress=None) -> dict:
                 job.runs,
                 sampler,
                 progress,
-                runs_for=lambda s: scaling_runs(s, job.warmup, job.runs),
+                runs_for=lambda s: (0, 0) if job.quick else scaling_runs(s, job.warmup, job.runs),
             )
         if job.budgets:
             from trt_inpaint.bench.budgets import bench_budgets
@@ -113,7 +114,7 @@ def run_job(job: Job, progress=None) -> dict:
     finally:
         sampler.stop()
     result["peak_rss"] = sampler.peak
-    result["memory"] = sampler.to_dict()
+    result["memory"] = sampler.to_dict(max_points=1500)
     return result
 
 

@@ -163,6 +163,8 @@ class Exporter:
     def run(self) -> tuple[Manifest, list[StageReport]]:
         self.out.mkdir(parents=True, exist_ok=True)
         manifest = read_manifest(self.out) or Manifest()
+        if self.opts.precision is S.Precision.FP16:
+            _ = self.calib  # a bad --calibration folder fails first, before any model is built
         sources = {s: source_of(s, self.opts) for s in self.opts.stages}  # fail early, before any work
         reports = []
         for stage in self.opts.stages:

@@ -282,7 +282,7 @@ def run_onnx(model: str | Path | bytes, feeds: Sequence[Feeds]) -> list[np.ndarr
 def _segments(model: onnx.ModelProto, feeds: Feeds, limit: int) -> list[list]:
     """The (topologically ordered) nodes cut into runs whose float outputs stay under ``limit`` bytes."""
     sizes = GraphIndex(_fixed_inputs(model, feeds)).sizes
-    default = max(sizes.values()) if sizes else 64 << 20
+    default = 4 << 20  # shape inference left the size open (mostly small shape / index tensors)
     segments: list[list] = [[]]
     used = 0
     for n in model.graph.node:

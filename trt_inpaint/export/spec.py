@@ -97,7 +97,8 @@ class StageSpec:
             )
         if height % self.size_multiple or width % self.size_multiple:
             raise ValueError(
-                f"stage {self.name} needs height and width multiples of {self.size_multiple}, got {height}x{width}"
+                f"stage {self.name} needs height and width multiples of {self.size_multiple}, "
+                f"got {height}x{width}"
             )
 
     def profile(self, max_size: int | None = None) -> dict[str, tuple[tuple[int, ...], ...]]:
