@@ -280,3 +280,26 @@ def test_light_model_loaders_round_trip(tmp_path, module_name, loader, kw):
     model = getattr(checkpoints, loader)(path, **kw)
     assert not model.training
     _assert_same(dict(model.state_dict()), dict(reference.state_dict()))
+
+
+@pytest.mark.parametrize("factory", ["denoiser_tiny", "combiner_tiny"])
+def test_widths_recorded_by_training_are_used_when_loading(tmp_path, factory):
+    """Training writes the constructor widths into the safetensors metadata: weights of a non-default size
+    load (and so export) without the caller passing them; a file without them needs the default size."""
+    import json
+
+    from trt_inpaint.models import checkpoints, combiner, denoiser
+
+    module = denoiser if factory.startswith("denoiser") else combiner
+    model = getattr(module, factory)()
+    loader = checkpoints.load_denoiser if module is denoiser else checkpoints.load_combiner
+    with_meta = checkpoints.save_safetensors(
+        model, tmp_path / "a.safetensors", metadata={"widths": json.dumps(list(model.widths))}
+    )
+    loaded = loader(with_meta)
+    assert tuple(loaded.widths) == tuple(model.widths)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    without = checkpoints.save_safetensors(model, tmp_path / "b.safetensors")
+    with pytest.raises(CheckpointError, match="b.safetensors"):
+        loader(without)

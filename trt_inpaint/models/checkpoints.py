@@ -8,6 +8,7 @@ from a file is ever executed (see ``safe_pickle``). Every failure is a one-line 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import struct
 from collections.abc import Mapping
@@ -170,14 +171,30 @@ def load_mat(path: str | Path, **model_kw: Any) -> torch.nn.Module:
     return _load_model("mat", "mat_places", path, model_kw)
 
 
+def saved_constructor_kw(path: str | Path) -> dict[str, Any]:
+    """Constructor arguments that training records in a .safetensors file's metadata (``widths``), so
+    weights of any size load without the caller knowing it; {} for other files."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        return {"widths": tuple(int(w) for w in json.loads(meta["widths"]))} if "widths" in meta else {}
+    except Exception as e:  # damaged header or metadata
+        raise CheckpointError(f"damaged safetensors file or metadata ({type(e).__name__})", path) from e
+
+
 def load_denoiser(path: str | Path, **kw: Any) -> torch.nn.Module:
-    """Trained ``denoiser.Denoiser(**kw)``."""
-    return _load_model("denoiser", "Denoiser", path, kw)
+    """Trained ``denoiser.Denoiser(**kw)``; widths recorded in the file's metadata apply unless given."""
+    return _load_model("denoiser", "Denoiser", path, {**saved_constructor_kw(path), **kw})
 
 
 def load_combiner(path: str | Path, **kw: Any) -> torch.nn.Module:
-    """Trained ``combiner.Combiner(**kw)``."""
-    return _load_model("combiner", "Combiner", path, kw)
+    """Trained ``combiner.Combiner(**kw)``; widths recorded in the file's metadata apply unless given."""
+    return _load_model("combiner", "Combiner", path, {**saved_constructor_kw(path), **kw})
 
 
 def save_safetensors(

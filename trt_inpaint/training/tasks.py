@@ -58,19 +58,8 @@ def load_trained(stage: Stage, path: str | Path) -> nn.Module:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError("weights file not found", path)
-    kw = {}
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), "pt") as f:
-                meta = f.metadata() or {}
-        except Exception as e:
-            raise CheckpointError(f"damaged safetensors file ({type(e).__name__})", path) from e
-        if "widths" in meta:
-            kw["widths"] = tuple(json.loads(meta["widths"]))
     loader = checkpoints.load_combiner if stage is Stage.COMBINER else checkpoints.load_denoiser
-    model = loader(path, **kw)
+    model = loader(path)  # widths come from the file's metadata
     model.requires_grad_(False)
     return model.eval()
 
