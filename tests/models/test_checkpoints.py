@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.models.tensor_helpers import same, seeded_
 from trt_inpaint.errors import CheckpointError
 from trt_inpaint.models import checkpoints, safe_pickle
 from trt_inpaint.models.checkpoints import load_checked, read_state_dict, save_safetensors
@@ -33,25 +34,10 @@ def _small_model() -> nn.Module:
     return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
 
 
-def _same(a: torch.Tensor, b: torch.Tensor) -> None:
-    """Exact equality with dtype and shape (torch.testing.assert_close costs seconds on first use)."""
-    assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), (a, b)
-
-
-@torch.no_grad()
-def _seeded_(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Distinct, reproducible values in every floating-point parameter and buffer."""
-    g = torch.Generator().manual_seed(seed)
-    for t in module.state_dict(keep_vars=True).values():
-        if t.is_floating_point():
-            t.copy_(torch.randn(t.shape, generator=g))
-    return module
-
-
 def _assert_same(a: dict, b: dict) -> None:
     assert sorted(a) == sorted(b)
     for key in a:
-        _same(a[key], b[key])
+        same(a[key], b[key])
 
 
 class _RunsCommand:
@@ -248,7 +234,7 @@ def test_load_checked_names_missing_unexpected_and_mismatched_keys(tmp_path):
 def test_load_lama_from_lightning_checkpoint(tmp_path, monkeypatch):
     lama = pytest.importorskip("trt_inpaint.models.lama")
     tiny = dict(ngf=8, n_blocks=2, max_features=64)
-    reference = _seeded_(lama.lama_big(**tiny), seed=3)
+    reference = seeded_(lama.lama_big(**tiny), seed=3)
     sd = OrderedDict((f"generator.{k}", v) for k, v in reference.state_dict().items())
     sd["discriminator.model0.0.weight"] = torch.zeros(2, 2)
     sd["evaluator.scores.0.weight"] = torch.zeros(1)
@@ -274,7 +260,7 @@ def test_load_lama_from_lightning_checkpoint(tmp_path, monkeypatch):
 def test_light_model_loaders_round_trip(tmp_path, module_name, loader, kw):
     module = pytest.importorskip(f"trt_inpaint.models.{module_name}")
     cls = getattr(module, "Denoiser" if module_name == "denoiser" else "Combiner")
-    reference = _seeded_(cls(**kw), seed=5)
+    reference = seeded_(cls(**kw), seed=5)
     path = tmp_path / f"{module_name}.safetensors"
     save_safetensors(reference, path)
     model = getattr(checkpoints, loader)(path, **kw)

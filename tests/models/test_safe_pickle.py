@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.models.tensor_helpers import same, seeded_
 from trt_inpaint.errors import CheckpointError
 from trt_inpaint.models import safe_pickle
 from trt_inpaint.models.checkpoints import read_state_dict
@@ -62,21 +63,6 @@ def _module_dict(params=None, buffers=None, modules=None, non_persistent=()) -> 
         "_init_args": (),
         "_init_kwargs": {"w_dim": 4},
     }
-
-
-def _same(a: torch.Tensor, b: torch.Tensor) -> None:
-    """Exact equality with dtype and shape (torch.testing.assert_close costs seconds on first use)."""
-    assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), (a, b)
-
-
-@torch.no_grad()
-def _seeded_(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Distinct, reproducible values in every floating-point parameter and buffer."""
-    g = torch.Generator().manual_seed(seed)
-    for t in module.state_dict(keep_vars=True).values():
-        if t.is_floating_point():
-            t.copy_(torch.randn(t.shape, generator=g))
-    return module
 
 
 class _Persistent:
@@ -179,7 +165,7 @@ def test_persistence_pickle_loads_weights_without_executing_source(persistence_p
     assert not marker.exists(), "embedded module source was executed"
     assert sorted(state_dict) == sorted(expected)  # non-persistent buffer 'cache' left out, G_ema not G
     for key, value in expected.items():
-        _same(state_dict[key], value)
+        same(state_dict[key], value)
     assert read_state_dict(path).keys() == expected.keys()
     assert not marker.exists()
 
@@ -241,7 +227,7 @@ def test_hostile_reduce_is_never_called(tmp_path, name):
     assert not marker.exists()
     assert loaded.keys() == weights.keys()
     for key in weights:
-        _same(loaded[key], weights[key])
+        same(loaded[key], weights[key])
     stub = safe_pickle.load_pickle(path)["payload"]
     assert isinstance(stub, safe_pickle.PickledObject)
     assert stub.args[-len(evil.args) :] == tuple(evil.args)  # recorded, not called
@@ -305,8 +291,8 @@ def test_plain_pickles_of_tensors_and_numpy(tmp_path, protocol):
     path = tmp_path / f"plain_{protocol}.pkl"
     path.write_bytes(pickle.dumps(data, protocol=protocol))
     loaded = safe_pickle.load_pickle(path)
-    _same(loaded["w"], t)
-    _same(loaded["half"], data["half"])
+    same(loaded["w"], t)
+    same(loaded["half"], data["half"])
     assert isinstance(loaded["p"], torch.nn.Parameter)
     np.testing.assert_array_equal(loaded["arr"], data["arr"])
     assert loaded["scalar"] == np.float32(1.5)
@@ -327,7 +313,7 @@ def test_load_mat_from_official_style_pickle(tmp_path, persistence):
     from trt_inpaint.models.checkpoints import load_mat
 
     reconstruct, source, marker = persistence
-    reference = _seeded_(mat.mat_tiny(), seed=2)
+    reference = seeded_(mat.mat_tiny(), seed=2)
     other = torch.nn.Linear(2, 2)
     data = {"G": _persist(reconstruct, source, other), "G_ema": _persist(reconstruct, source, reference)}
     data.update(D=_persist(reconstruct, source, other), augment_pipe=None)
@@ -341,7 +327,7 @@ def test_load_mat_from_official_style_pickle(tmp_path, persistence):
     expected = reference.state_dict()
     assert sorted(model.state_dict()) == sorted(expected)
     for key, value in model.state_dict().items():
-        _same(value, expected[key])
+        same(value, expected[key])
     with pytest.raises(CheckpointError) as err:  # raised by mat's filter, which does not know the path
         load_mat(path, **dict(mat.TINY, w_dim=32))
     assert "Places_512_FullData_tiny.pkl" in str(err.value) and "\n" not in str(err.value)
