@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.standins import write_standins
+from tests.standins import BENCH_WIDTHS, write_standins
 
 
 @pytest.fixture(scope="session")
 def standin_engines(tmp_path_factory) -> Path:
     """fp32 stand-ins of all five stages, and an "fp16" LaMa only (the fp32 graph under the fp16 name):
     the fp16 row cannot run the pipeline but can run LaMa's scaling."""
-    folder = write_standins(tmp_path_factory.mktemp("bench-engines"))
+    folder = write_standins(tmp_path_factory.mktemp("bench-engines"), width=BENCH_WIDTHS)
     shutil.copy(folder / "lama.fp32.onnx", folder / "lama.fp16.onnx")
     return folder
 

@@ -91,7 +91,7 @@ def test_a_row_without_the_pipeline_still_measures_the_scaling_stage(report):
 
 def test_scaling_and_flops(report):
     _, rep = report
-    from tests.bench.standins import standin_flops
+    from tests.standins import BENCH_WIDTHS, standin_flops
 
     sc = _row(rep, "ort-cpu-fp32")["result"]["scaling"]
     assert [(s["stage"], s["size"]) for s in sc] == [("lama", 64), ("lama", 128)]
@@ -99,8 +99,8 @@ def test_scaling_and_flops(report):
         assert s["s_per_megapixel"] == pytest.approx(s["stats"]["p50"] / (s["size"] ** 2 / 1e6))
     for stage in STAGES:
         e = rep["flops"][stage.value]["512"]
-        assert e["complete"] and e["total"] == standin_flops(stage, 512)
-    assert rep["flops"]["lama"]["128"]["total"] == standin_flops(Stage.LAMA, 128)
+        assert e["complete"] and e["total"] == standin_flops(stage, 512, BENCH_WIDTHS[stage])
+    assert rep["flops"]["lama"]["128"]["total"] == standin_flops(Stage.LAMA, 128, BENCH_WIDTHS[Stage.LAMA])
     assert rep["peak"]["flops"] > 0
 
 
@@ -194,3 +194,32 @@ def test_render_adds_an_analysis_without_measuring(report, tmp_path):
     assert "## Analysis" in md and "The stand-ins are memory-bound." in md
     assert json.loads((out / "report.json").read_text())["backends"] == rep["backends"]
     assert main(["--render", str(tmp_path / "nothing")]) == 2
+
+
+def test_quick_takes_first_runs_and_scales_one_row(standin_engines, tmp_path):
+    out = tmp_path / "q"
+    rc = main(
+        [
+            "--engines",
+            str(standin_engines),
+            "--out",
+            str(out),
+            "--quick",
+            "--backends",
+            "ort-cpu-fp32,ort-cpu-fp16",
+            "--no-plot",
+            "--peak-n",
+            "128",
+        ]
+    )
+    assert rc == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["config"]["quick"] and rep["config"]["runs"] == 0
+    fp32 = _row(rep, "ort-cpu-fp32")["result"]
+    (run,) = fp32["pipeline_runs"]  # batch 1 only
+    assert run["first_is_sample"] and run["end_to_end"]["stats"]["n"] == 1
+    assert [s["size"] for s in fp32["scaling"]] == [256, 512]
+    assert "ort-cpu-fp32" in rep["config"]["scaling_backends"]
+    assert "ort-cpu-fp16" not in rep["config"]["scaling_backends"]  # quick: one scaling row per device
+    assert all(b["images"] == 1 for b in fp32["budgets"])
+    assert "the first run after loading is the only sample" in (out / "report.md").read_text()

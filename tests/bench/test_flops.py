@@ -99,12 +99,12 @@ def test_weights_are_not_needed():
 
 
 def test_standin_stages_count_exactly(standin_engines):
-    from tests.bench.standins import standin_flops
+    from tests.standins import BENCH_WIDTHS, standin_flops
 
     for stage in (Stage.LAMA, Stage.COMBINER, Stage.MAT):
         shapes = {t.name: t.concrete(1, 512, 512) for t in spec(stage).inputs}
         fc = count_file(standin_engines / f"{stage.value}.fp32.onnx", shapes)
-        assert fc.complete and fc.total == standin_flops(stage, 512)
+        assert fc.complete and fc.total == standin_flops(stage, 512, BENCH_WIDTHS[stage])
 
 
 def test_missing_file_is_an_engine_error(tmp_path):

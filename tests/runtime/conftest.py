@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.runtime.standins import write_standins
+from tests.standins import write_standins
 
 
 @pytest.fixture(scope="session", autouse=True)

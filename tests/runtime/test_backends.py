@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.runtime.standins import standin_model, write_standins
+from tests.standins import standin_model, write_standins
 from trt_inpaint.errors import BackendUnavailable, EngineError
 from trt_inpaint.export.spec import MANIFEST_NAME, Precision, Stage, onnx_filename, random_feeds, spec
 from trt_inpaint.runtime.backends.base import Backend

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.runtime.standins import write_standins
+from tests.standins import write_standins
 from trt_inpaint.errors import BudgetError
 from trt_inpaint.export.spec import Stage
 from trt_inpaint.runtime.api import Inpainter

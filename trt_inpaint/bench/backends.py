@@ -35,6 +35,7 @@ class BenchBackend:
     numeric: Numeric
     device: str  # "cpu" or "cuda"
     note: str = ""  # caveat printed under the table
+    cuda_graphs: bool = False  # PyTorch only: each stage captured as a CUDA graph and replayed
 
     @property
     def file_precision(self) -> Precision:
@@ -54,8 +55,10 @@ TABLE: tuple[BenchBackend, ...] = (
     BenchBackend(
         "torch-bf16", "PyTorch eager", Backend.TORCH, Numeric.BF16, "cpu", "autocast bf16 on the CPU"
     ),
-    BenchBackend("torch-cuda-fp32", "PyTorch eager", Backend.TORCH, Numeric.FP32, "cuda"),
-    BenchBackend("torch-cuda-fp16", "PyTorch eager", Backend.TORCH, Numeric.FP16, "cuda", "autocast fp16"),
+    BenchBackend("torch-cuda-fp32", "PyTorch eager CUDA", Backend.TORCH, Numeric.FP32, "cuda"),
+    BenchBackend(
+        "torch-cuda-fp16", "PyTorch eager CUDA", Backend.TORCH, Numeric.FP16, "cuda", "autocast fp16"
+    ),
     BenchBackend("ort-cpu-fp32", "ONNX Runtime CPU", Backend.ORT_CPU, Numeric.FP32, "cpu"),
     BenchBackend(
         "ort-cpu-fp16",
@@ -116,7 +119,11 @@ def runner_factory(b: BenchBackend, engines: Path, threads: int | None = None) -
         runner = make_runner(selection, stage, ed, options)
         if b.backend is Backend.TORCH:
             runner.device = b.device
-            if b.numeric is not Numeric.FP32:
+            if b.cuda_graphs:
+                from trt_inpaint.bench.cudagraphs import cuda_graph_runner
+
+                runner = cuda_graph_runner(runner, b.numeric.value)
+            elif b.numeric is not Numeric.FP32:
                 from trt_inpaint.bench.autocast import autocast_runner
 
                 runner = autocast_runner(runner, b.numeric.value)

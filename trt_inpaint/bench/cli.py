@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from trt_inpaint.bench.backends import BY_KEY, DEFAULT_KEYS, TABLE, lookup, unavailable_reason
-from trt_inpaint.bench.config import QUICK_SIZES, BenchConfig
+from trt_inpaint.bench.config import QUICK_SCALING_BACKENDS, QUICK_SIZES, BenchConfig
 from trt_inpaint.bench.worker import PROGRESS_PREFIX, Job
 from trt_inpaint.errors import EngineError, InputError, TrtInpaintError
 from trt_inpaint.export.spec import PIPELINES, Pipeline, Stage, onnx_filename, spec
@@ -76,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--budget-backend", default="ort-cpu-fp32", choices=list(BY_KEY))
     p.add_argument("--budget-images", type=int, default=None)
-    p.add_argument("--runs", type=int, default=None, help="timed runs after warm-up (default 5, quick 1)")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="timed runs after warm-up (default 5, quick 0: the first run is the only sample)",
+    )
     p.add_argument(
         "--warmup", type=int, default=None, help="untimed runs after the first run (default 1, quick 0)"
     )
@@ -85,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="1 timed run; LaMa at 256 and 512, first runs; batch 1; 1 image per budget",
+        help="first runs only (no repeats); LaMa alone at 256 and 512 on the first ONNX Runtime / TensorRT "
+        "row only; batch 1; 1 image per budget",
     )
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--name", default=None, help="report title (default: the --out folder name)")
@@ -115,7 +121,7 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         budget_backend=a.budget_backend,
         budget_images=a.budget_images or (1 if q else 2),
         warmup=a.warmup if a.warmup is not None else (0 if q else 1),
-        runs=a.runs or (1 if q else 5),
+        runs=a.runs if a.runs is not None else (0 if q else 5),
         threads=a.threads or os.cpu_count(),
         quick=q,
         plot=not a.no_plot,
@@ -124,10 +130,15 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
     )
     if a.scaling_backends is not None:
         cfg.scaling_backends = a.scaling_backends
+    elif q:
+        cfg.scaling_backends = QUICK_SCALING_BACKENDS
     if a.batch_backends is not None:
         cfg.batch_backends = a.batch_backends
-    if cfg.runs < 1 or cfg.warmup < 0 or cfg.budget_images < 1:
-        raise InputError("--runs and --budget-images must be >= 1, --warmup >= 0")
+    if cfg.runs < 0 or cfg.warmup < 0 or cfg.budget_images < 1:
+        raise InputError(
+            "--runs and --warmup must be >= 0 (--runs 0: the first run is the only sample), "
+            "--budget-images >= 1"
+        )
     for stage in _pipeline_stages(cfg):
         try:
             spec(stage).check_size(cfg.size, cfg.size)

@@ -10,6 +10,8 @@ from trt_inpaint.export.spec import Pipeline
 
 FULL_SIZES = (256, 512, 1024, 2048)
 QUICK_SIZES = (256, 512)
+# --quick scales LaMa on one row per device kind (the fp32 CPU row, the fastest GPU rows), not on every row
+QUICK_SCALING_BACKENDS = ("ort-cpu-fp32", "ort-cuda-fp16", "tensorrt-fp16")
 
 
 @dataclass

@@ -255,8 +255,12 @@ def render_markdown(report: dict) -> str:
         f"Load average at start {report['load_average_start']}, at end {report['load_average_end']}. "
         f"{'QUICK run (fewer runs and sizes). ' if cfg['quick'] else ''}"
         f"Pipeline `{cfg['pipeline']}` at {cfg['size']}x{cfg['size']}, batch 1, "
-        f"warm-up {cfg['warmup']} (after one first run timed apart), {cfg['runs']} timed runs. "
-        f"Measured fp32 matmul peak: **{peak['flops'] / 1e9:.0f} GFLOP/s** "
+        + (
+            f"warm-up {cfg['warmup']} (after one first run timed apart), {cfg['runs']} timed runs. "
+            if cfg["runs"]
+            else "the first run after loading is the only sample (no repeats). "
+        )
+        + f"Measured fp32 matmul peak: **{peak['flops'] / 1e9:.0f} GFLOP/s** "
         f"(numpy {_f(peak['numpy_flops'] and peak['numpy_flops'] / 1e9, '{:.0f}')}, "
         f"ONNX Runtime {_f(peak['ort_flops'] and peak['ort_flops'] / 1e9, '{:.0f}')}; n={peak['n']}; "
         f"the larger of the measurements at start ({_f(peak.get('start_flops', 0) / 1e9, '{:.0f}')}) "

@@ -15,7 +15,15 @@ import numpy as np
 from trt_inpaint.errors import CheckpointError, InputError
 from trt_inpaint.export import spec as S
 from trt_inpaint.export.calibration import CalibrationOptions, CalibrationSet
-from trt_inpaint.export.engine import Builder, EngineBuild, build_engine, resolve
+from trt_inpaint.export.engine import (
+    DEFAULT_RTX_TARGETS,
+    Builder,
+    EngineBuild,
+    RtxTarget,
+    RtxTargets,
+    build_engine,
+    resolve,
+)
 from trt_inpaint.export.fp16 import Fp16Options
 from trt_inpaint.export.manifest import Artefact, Manifest, StageRecord, key_of, read_manifest, sha256_file
 from trt_inpaint.export.manifest import write_manifest as _write
@@ -38,6 +46,7 @@ class ExportOptions:
     weights: dict[S.Stage, Path] = field(default_factory=dict)  # stage -> checkpoint
     precision: S.Precision = S.Precision.FP16
     builder: Builder = Builder.AUTO
+    rtx_targets: RtxTargets = DEFAULT_RTX_TARGETS  # TensorRT-RTX architectures (full TensorRT ignores it)
     max_size: int | None = None  # engine profile's largest side (None: the spec's)
     min_size: int | None = None  # engine profile's smallest side (None: the spec's)
     max_batch: int | None = None  # engine profile's largest batch (None: the spec's)
@@ -127,14 +136,6 @@ def engine_profile(
             for shape in shapes
         )
     return out
-
-
-def noise_shapes(dims: dict[str, list[int | str]], stage: S.Stage) -> dict[str, tuple[int, ...]]:
-    return {
-        t.name: tuple(int(d) for d in dims[t.name][1:])
-        for t in S.spec(stage).inputs
-        if t.role is S.Role.NOISE
-    }
 
 
 class Exporter:
@@ -232,14 +233,15 @@ class Exporter:
             from trt_inpaint.export.engine import load_module
 
             version = str(load_module(self.builder).__version__)
-            key_e = key_of(
-                {
-                    "onnx": arts[runtime_key].sha256,
-                    "builder": self.builder.value,
-                    "version": version,
-                    "profile": profile,
-                }
-            )
+            engine_id = {
+                "onnx": arts[runtime_key].sha256,
+                "builder": self.builder.value,
+                "version": version,
+                "profile": profile,
+            }
+            if self.builder is Builder.TENSORRT_RTX:
+                engine_id["rtx_targets"] = [RtxTarget(t).value for t in opts.rtx_targets]
+            key_e = key_of(engine_id)
             a = arts.get("engine")
             if not (a and a.is_current(self.out, key_e)):
                 path_e = self.out / S.engine_filename(stage, opts.precision)
@@ -250,6 +252,7 @@ class Exporter:
                     profile,
                     self.builder,
                     self.out / "timing.cache",
+                    opts.rtx_targets,
                 )
                 arts["engine"] = Artefact.of(path_e, key_e, eb.seconds, _engine_info(eb))
                 built.append("engine")
@@ -278,7 +281,7 @@ class Exporter:
 
         t = time.perf_counter()
         self.progress(f"{stage}: calibration feeds ({len(self.calib)} images)")
-        feeds = self.calib.feeds(stage, self._upstream, noise_shapes(dims, stage))
+        feeds = self.calib.feeds(stage, self._upstream)
         model16, result = make_fp16(
             onnx.load(str(path32)), feeds, self.opts.fp16, lambda m: self.progress(f"{stage}: {m}")
         )
@@ -301,7 +304,7 @@ class Exporter:
             from trt_inpaint.export.fp16 import run_onnx
 
             self.progress(f"{stage}: fp32 outputs for downstream calibration")
-            feeds = self.calib.feeds(stage, self._upstream, noise_shapes(onnx_input_dims(path), stage))
+            feeds = self.calib.feeds(stage, self._upstream)
             self._fp32_outputs[stage] = run_onnx(path, feeds)
         return self._fp32_outputs[stage]
 

@@ -100,23 +100,10 @@ def resize(x: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
     return np.ascontiguousarray(np.stack(out).transpose(0, 3, 1, 2)).astype(np.float32)
 
 
-def noise_feeds(
-    stage: S.Stage, seed: int, shapes: dict[str, tuple[int, ...]] | None = None
-) -> dict[str, np.ndarray]:
-    """The NOISE inputs of one calibration image: ``spec.random_feeds``, or the same rule (z ~ N(0, 1),
-    keep maps Bernoulli(0.5)) at the model's own shapes when they differ from the spec (reduced models)."""
-    feeds = S.random_feeds(stage, 1, seed)
-    if not shapes or all(tuple(feeds[k].shape[1:]) == tuple(v) for k, v in shapes.items() if k in feeds):
-        return feeds
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name in feeds:
-        shape = (1, *shapes[name])
-        if name == S.MAT_Z.name:
-            out[name] = rng.standard_normal(shape, dtype=np.float32)
-        else:
-            out[name] = (rng.random(shape, dtype=np.float32) < 0.5).astype(np.float32)
-    return out
+def noise_feeds(stage: S.Stage, seed: int) -> dict[str, np.ndarray]:
+    """The NOISE inputs of one calibration image (``spec.random_feeds``: the stage boundary has the spec's
+    noise shapes for every model size; reduced MATs crop them inside their stage wrapper)."""
+    return S.random_feeds(stage, 1, seed)
 
 
 Upstream = Callable[[S.Stage], "list[np.ndarray] | None"]
@@ -150,7 +137,6 @@ class CalibrationSet:
         self,
         stage: S.Stage,
         upstream: Upstream | None = None,
-        noise_shapes: dict[str, tuple[int, ...]] | None = None,
     ) -> list[dict[str, np.ndarray]]:
         stage = S.Stage(stage)
         size = self.stage_size(stage)
@@ -166,6 +152,6 @@ class CalibrationSet:
         out = []
         for k in range(len(photos)):
             f = {name: sources[src][k] for name, src in call.feeds.items()}
-            f.update(noise_feeds(stage, self.opts.seed + k, noise_shapes))
+            f.update(noise_feeds(stage, self.opts.seed + k))
             out.append(f)
         return out

@@ -60,17 +60,12 @@ class Checker:
     def _file(self, stage: S.Stage, precision: S.Precision) -> Path:
         return self.out / S.onnx_filename(stage, precision)
 
-    def _noise(self, stage: S.Stage) -> dict[str, tuple[int, ...]]:
-        from trt_inpaint.export.build import noise_shapes, onnx_input_dims
-
-        return noise_shapes(onnx_input_dims(self._file(stage, S.Precision.FP32)), stage)
-
     def reference(self, stage: S.Stage) -> list[np.ndarray] | None:
         """fp32 ONNX outputs, each stage fed by its upstream stages' fp32 outputs."""
         if stage not in self._ref:
             if not self._file(stage, S.Precision.FP32).is_file():
                 return None
-            feeds = self.calib.feeds(stage, self.reference, self._noise(stage))
+            feeds = self.calib.feeds(stage, self.reference)
             self.progress(f"{stage}: fp32 ONNX")
             self._ref[stage] = run_onnx(self._file(stage, S.Precision.FP32), feeds)
         return self._ref[stage]
@@ -80,7 +75,7 @@ class Checker:
         if stage not in self._fp16:
             if not self._file(stage, S.Precision.FP16).is_file():
                 return None
-            feeds = self.calib.feeds(stage, self.fp16_chain, self._noise(stage))
+            feeds = self.calib.feeds(stage, self.fp16_chain)
             self._fp16[stage] = run_onnx(self._file(stage, S.Precision.FP16), feeds)
         return self._fp16[stage]
 
@@ -98,7 +93,7 @@ class Checker:
             if rec.precision != S.Precision.FP16.value:
                 rows.append(CheckRow(rec.stage, rec.precision, "engine vs ONNX: needs a GPU", None))
                 continue
-            feeds = self.calib.feeds(stage, self.reference, self._noise(stage))
+            feeds = self.calib.feeds(stage, self.reference)
             self.progress(f"{stage}: fp16 ONNX")
             got = run_onnx(self._file(stage, S.Precision.FP16), feeds)
             rows.append(CheckRow(rec.stage, "fp16", "fp16 ONNX (ORT CPU) vs fp32 ONNX", compare(ref, got)))
@@ -138,7 +133,7 @@ class Checker:
             from polygraphy.backend.trt import EngineFromBytes, TrtRunner
 
             ref = self.reference(stage)
-            feeds = self.calib.feeds(stage, self.reference, self._noise(stage))
+            feeds = self.calib.feeds(stage, self.reference)
             self.progress(f"{stage}: engine ({builder})")
             out = []
             with TrtRunner(EngineFromBytes((self.out / eng.file).read_bytes())) as runner:

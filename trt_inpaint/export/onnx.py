@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from trt_inpaint.errors import EngineError
 from trt_inpaint.export import spec as S
+from trt_inpaint.export.fold import fold_constants
 
 if TYPE_CHECKING:
     import onnx
@@ -30,7 +31,7 @@ def dynamic_axes(stage_spec: S.StageSpec) -> dict[str, dict[int, str]]:
     return axes
 
 
-def example_inputs(stage_spec: S.StageSpec, size: int | None = None, seed: int = 0, noise_shapes=None):
+def example_inputs(stage_spec: S.StageSpec, size: int | None = None, seed: int = 0):
     """Deterministic torch inputs for tracing (images in [0,1], binary masks, noise at the spec's shapes:
     the stage boundary is the spec's even for reduced MATs, whose stage wrapper crops the noise)."""
     import numpy as np
@@ -41,7 +42,7 @@ def example_inputs(stage_spec: S.StageSpec, size: int | None = None, seed: int =
     batch = 1
     side = stage_spec.fixed_size or size or 64
     rng = np.random.default_rng(seed)
-    noise = noise_feeds(stage_spec.stage, seed, noise_shapes)
+    noise = noise_feeds(stage_spec.stage, seed)
     out = []
     for t in stage_spec.inputs:
         shape = t.concrete(batch, side, side)
@@ -82,6 +83,7 @@ def export_onnx(module: torch.nn.Module, stage: S.Stage, path: Path, trace_size:
             dynamo=False,
         )
     model = onnx.load(str(tmp), load_external_data=True)
+    fold_constants(model)
     name_nodes(model)
     tmp.unlink()
     save_model(model, path)

@@ -106,7 +106,8 @@ class WindowAttention(nn.Module):
             attn = attn.reshape(-1, nw, h, n, n) + attn_mask.to(attn.dtype).unsqueeze(1).unsqueeze(0)
             attn = attn.reshape(-1, h, n, n)
         if mask_windows is not None:
-            m = mask_windows.squeeze(-1).unsqueeze(1).unsqueeze(1)  # (B_, 1, 1, n), fp32
+            # reshape, not squeeze: a squeeze on a traced dim becomes an ONNX `If` that splits the graph
+            m = mask_windows.reshape(-1, 1, 1, n)  # (B_, 1, 1, n), fp32
             bias = torch.where(
                 m == 0, torch.full_like(m, MASKED_LOGIT), torch.where(m == 1, torch.zeros_like(m), m)
             )

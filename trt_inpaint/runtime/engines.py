@@ -30,6 +30,8 @@ class StageFacts:
 
     trt_module: str | None = None  # "tensorrt" or "tensorrt_rtx"
     trt_version: str | None = None
+    # TensorRT-RTX: the compute capabilities the engine was built for ("8.6", "12.x"); None: not recorded
+    compute_capabilities: tuple[str, ...] | None = None
     random_init_seed: int | None = None
     tiny: bool = False
     checkpoints: dict[str, str] = field(default_factory=dict)
@@ -70,7 +72,8 @@ class EngineDir:
 
     def stage_facts(self, stage: Stage) -> StageFacts:
         """Facts about ``stage`` from the exporter's manifest (format 1: ``stages.<name>.source`` and
-        ``stages.<name>.artefacts.engine.info.{builder, version}``); missing pieces stay None."""
+        ``stages.<name>.artefacts.engine.info.{builder, version, target.compute_capabilities}``); missing
+        pieces stay None."""
         stages = _get(self.manifest(), "stages")
         entry = stages.get(stage.value) if isinstance(stages, dict) else None
         entry = entry if isinstance(entry, dict) else {}
@@ -80,9 +83,12 @@ class EngineDir:
         builder = _get(info, "builder")
         seed = _get(source, "seed") if _get(source, "random_init") else None
         path = _get(source, "path")
+        ccs = _get(_get(info, "target"), "compute_capabilities")
+        ccs = tuple(str(c) for c in ccs) if isinstance(ccs, list) and ccs else None
         return StageFacts(
             trt_module=str(builder).replace("-", "_") if builder else None,
             trt_version=str(_get(info, "version")) if _get(info, "version") else None,
+            compute_capabilities=ccs,
             random_init_seed=int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None,
             tiny=bool(_get(source, "tiny")),
             checkpoints={"path": str(path)} if path else {},

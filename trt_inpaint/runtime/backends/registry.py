@@ -87,7 +87,25 @@ def files_problem(
         )
     paths = [stage_path(engines, backend, s, precision) for s in stages]
     missing = [p.name for p in paths if not p.is_file()]
-    return f"missing {', '.join(missing)} in {engines.folder}" if missing else None
+    if missing:
+        return f"missing {', '.join(missing)} in {engines.folder}"
+    return targets_problem(engines, stages) if backend is Backend.TENSORRT else None
+
+
+def targets_problem(engines: EngineDir, stages: list[Stage]) -> str | None:
+    """Why TensorRT-RTX engines (by the compute capabilities the manifest records) cannot run on this GPU,
+    or None (also when the GPU or the record is unknown). AUTO then passes over TensorRT with this reason."""
+    from trt_inpaint.runtime import gpu
+
+    cc = gpu.shared_compute_capability()
+    if cc is None:
+        return None
+    for s in stages:
+        targets = engines.stage_facts(s).compute_capabilities
+        problem = gpu.target_problem(list(targets), cc) if targets else None
+        if problem:
+            return f"{s.value}: {problem}"
+    return None
 
 
 def check_sizes(engines: EngineDir, backend: Backend, stages: list[Stage], precision: Precision) -> None:
@@ -182,7 +200,11 @@ def make_runner(
 
         facts = engines.stage_facts(stage)
         return TrtRunner(
-            stage, engines.engine(stage, p), module=facts.trt_module, expect_version=facts.trt_version
+            stage,
+            engines.engine(stage, p),
+            module=facts.trt_module,
+            expect_version=facts.trt_version,
+            targets=facts.compute_capabilities if facts.trt_module == "tensorrt_rtx" else None,
         )
     if b is Backend.TORCH:
         from trt_inpaint.runtime.backends.torch import TorchRunner

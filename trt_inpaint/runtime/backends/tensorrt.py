@@ -74,13 +74,22 @@ class TrtRunner(Runner):
     backend = Backend.TENSORRT
 
     def __init__(
-        self, stage: Stage, path: str | Path, *, module: str | None = None, expect_version: str | None = None
+        self,
+        stage: Stage,
+        path: str | Path,
+        *,
+        module: str | None = None,
+        expect_version: str | None = None,
+        targets: tuple[str, ...] | None = None,
     ):
+        """``targets``: the compute capabilities a TensorRT-RTX engine was built for (from the manifest),
+        checked against this GPU before deserializing; None: no check."""
         super().__init__(Stage(stage).value)
         self.stage = Stage(stage)
         self.path = Path(path)
         self.module = module
         self.expect_version = expect_version
+        self.targets = targets
         self._engine = self._context = self._stream = self._runtime = None
         self._buffers: dict = {}
 
@@ -99,6 +108,10 @@ class TrtRunner(Runner):
                 f"this is {trt.__version__}: rebuild it",
                 self.path,
             )
+        cc = gpu.shared_compute_capability() if self.targets else None
+        problem = gpu.target_problem(list(self.targets), cc) if self.targets and cc else None
+        if problem:
+            raise EngineError(problem, self.path)
         data = self.path.read_bytes()
         logger = _make_logger(trt)
         self._runtime = trt.Runtime(logger)

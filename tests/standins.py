@@ -1,8 +1,10 @@
-"""Small stand-in stage models written directly as ONNX (no torch), with the spec's names and shapes.
+"""Small stand-in stage models written directly as ONNX (no torch), with the spec's names and shapes,
+for the runtime's and the benchmark's tests.
 
 Each stage: output = mask * sigmoid(f(inputs)) + (1 - mask) * first image input, where f is two 1x1
-convolutions plus a per-image term through two wide matrices (so the weights have a real, tunable size)
-and, for MAT, a term from every noise input. Deterministic weights from ``seed``.
+convolutions plus a per-image term through two wide matrices (so the weights have a real, tunable size:
+about 24 bytes per unit of ``width``) and, for MAT, a term from every noise input. Deterministic weights
+from ``seed``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,15 @@ from onnx import TensorProto, helper, numpy_helper
 from trt_inpaint.export.spec import MANIFEST_NAME, STAGES, Precision, Role, Stage, onnx_filename, spec
 
 OPSET = 17
+HIDDEN = 8  # channels between the two 1x1 convolutions
+# distinct stage sizes, so that a memory budget below the total evicts and reloads for real
+BENCH_WIDTHS = {
+    Stage.LAMA: 1_600_000,
+    Stage.LAMA_DENOISER: 400_000,
+    Stage.MAT: 2_000_000,
+    Stage.COMBINER: 600_000,
+    Stage.FINAL_DENOISER: 400_000,
+}
 
 
 def _value_info(t) -> onnx.ValueInfoProto:
@@ -31,9 +42,9 @@ def standin_model(stage: Stage, width: int = 100_000, seed: int = 0) -> onnx.Mod
     noise = [t for t in s.inputs if t.role is Role.NOISE]
     cin = 3 * len(images) + 1
     inits = {
-        "w1": rng.standard_normal((8, cin, 1, 1)).astype(np.float32) * 0.5,
-        "b1": rng.standard_normal(8).astype(np.float32) * 0.1,
-        "w2": rng.standard_normal((3, 8, 1, 1)).astype(np.float32) * 0.5,
+        "w1": rng.standard_normal((HIDDEN, cin, 1, 1)).astype(np.float32) * 0.5,
+        "b1": rng.standard_normal(HIDDEN).astype(np.float32) * 0.1,
+        "w2": rng.standard_normal((3, HIDDEN, 1, 1)).astype(np.float32) * 0.5,
         "b2": rng.standard_normal(3).astype(np.float32) * 0.1,
         "wa": (rng.standard_normal((3, width)) / np.sqrt(3)).astype(np.float32),
         "wb": (rng.standard_normal((width, 3)) / np.sqrt(width)).astype(np.float32),
@@ -83,12 +94,25 @@ def standin_model(stage: Stage, width: int = 100_000, seed: int = 0) -> onnx.Mod
     return model
 
 
-def write_standins(folder: Path, width: int = 100_000, seed: int = 0, stages=tuple(Stage)) -> Path:
-    """fp32 stand-ins for ``stages`` in ``folder`` (created), plus a minimal manifest."""
+def standin_flops(stage: Stage, size: int, width: int, batch: int = 1) -> float:
+    """The dense FLOPs of ``standin_model(stage, width)`` at ``size``: two 1x1 convs and two matmuls."""
+    cin = 3 * sum(t.role is Role.IMAGE for t in spec(stage).inputs) + 1
+    return 2.0 * batch * (size * size * (HIDDEN * cin + 3 * HIDDEN) + 2 * 3 * width)
+
+
+def write_standins(
+    folder: Path,
+    width: int | dict[Stage, int] = 100_000,
+    seed: int = 0,
+    stages=tuple(Stage),
+    manifest: dict | None = None,
+) -> Path:
+    """fp32 stand-ins for ``stages`` in ``folder`` (created), plus a minimal manifest. ``width``: one for
+    all stages, or per stage."""
     folder.mkdir(parents=True, exist_ok=True)
     for st in stages:
-        onnx.save(standin_model(st, width, seed), str(folder / onnx_filename(st, Precision.FP32)))
-    (folder / MANIFEST_NAME).write_text(
-        json.dumps({"stages": {st.value: {"standin": True} for st in stages}})
-    )
+        w = width[st] if isinstance(width, dict) else width
+        onnx.save(standin_model(st, w, seed), str(folder / onnx_filename(st, Precision.FP32)))
+    data = manifest or {"stages": {st.value: {"standin": True} for st in stages}}
+    (folder / MANIFEST_NAME).write_text(json.dumps(data))
     return folder
