@@ -59,6 +59,15 @@ TABLE: tuple[BenchBackend, ...] = (
     BenchBackend(
         "torch-cuda-fp16", "PyTorch eager CUDA", Backend.TORCH, Numeric.FP16, "cuda", "autocast fp16"
     ),
+    BenchBackend(
+        "torch-cuda-graphs-fp16",
+        "PyTorch CUDA graphs",
+        Backend.TORCH,
+        Numeric.FP16,
+        "cuda",
+        "autocast fp16; each stage captured once per input shape (in the first run) and replayed",
+        cuda_graphs=True,
+    ),
     BenchBackend("ort-cpu-fp32", "ONNX Runtime CPU", Backend.ORT_CPU, Numeric.FP32, "cpu"),
     BenchBackend(
         "ort-cpu-fp16",
