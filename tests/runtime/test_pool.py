@@ -113,3 +113,29 @@ def test_store_roundtrip(tmp_path):
         assert np.array_equal(store.get("b"), big) and np.array_equal(store.get("a"), small)
         store.drop("b")
         assert "b" not in store
+
+
+def test_a_reload_that_measures_less_keeps_the_largest_footprint(heavy):
+    """Resident growth at a reload can miss memory the allocator kept from the last unload; the pool keeps
+    the largest footprint it has seen for the stage, so a later budget is not overcommitted. The real ONNX
+    Runtime runner loads; only its measured footprint is replaced, as a reload's RSS growth can be."""
+    from trt_inpaint.export.spec import Precision
+    from trt_inpaint.runtime.backends.onnxruntime import OrtRunner
+    from trt_inpaint.runtime.engines import EngineDir
+    from trt_inpaint.runtime.pool import EnginePool
+
+    measured = iter([300 << 20, 1 << 20])  # first load, then a reload that "sees" almost nothing
+
+    class Reloading(OrtRunner):
+        def _load(self) -> None:
+            super()._load()
+            self.footprint = next(measured)
+
+    ed = EngineDir(heavy)
+    runners = {Stage.LAMA: Reloading(Stage.LAMA, ed.onnx(Stage.LAMA, Precision.FP32))}
+    pool = EnginePool(runners, budget=400 << 20)
+    pool.acquire(Stage.LAMA)
+    pool.release(Stage.LAMA)
+    pool.acquire(Stage.LAMA)  # reload: measured 1 MiB, accounted 300 MiB
+    assert pool.stats.footprints[Stage.LAMA] == 300 << 20 and pool.used == 300 << 20
+    pool.close()

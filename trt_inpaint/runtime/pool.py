@@ -1,12 +1,13 @@
 """The engine pool: which stages are resident under a memory budget, loading and evicting them (LRU).
 
-Accounting uses each runner's footprint as measured at load. Before a stage's first load the pool uses the
-footprint measured in an earlier run (``FootprintCache``) if there is one, else its estimate (the weights'
-size) scaled by the largest measured/estimated ratio seen so far on this pool (a
-backend's overhead over its weights is similar across stages). Before a load the pool evicts least
-recently used stages until the stage fits; if the measured footprint turns out larger, it evicts more
-right after the load. A stage that cannot fit even
-alone is a ``BudgetError``: ``check`` raises it for every stage before any work starts.
+Accounting uses each runner's footprint as measured at load, or the largest measured before for that
+stage (a reload can reuse memory the allocator kept, so its resident growth understates the stage). Before
+a stage's first load the pool uses the footprint measured in an earlier run (``FootprintCache``) if there
+is one, else its estimate (the weights' size) scaled by the largest measured/estimated ratio seen so far on
+this pool (a backend's overhead over its weights is similar across stages). Before a load the pool evicts
+least recently used stages until the stage fits; if the measured footprint turns out larger, it evicts
+more right after the load. A stage that cannot fit even alone is a ``BudgetError``: ``check`` raises it
+for every stage before any work starts.
 """
 
 from __future__ import annotations
@@ -129,11 +130,15 @@ class EnginePool:
             raise self._too_big(stage, need, "estimated")
         self._evict_until(need, keep=stage)
         runner.load()
-        self.stats.footprints[stage] = runner.footprint
-        self.cache.put(runner, runner.footprint)
-        if self.budget is not None and runner.footprint > self.budget:
+        # resident-memory growth at a reload can miss memory the allocator reuses from the last unload:
+        # account the largest footprint seen for this stage (this pool's, or the cache's), never less
+        seen = max(self.stats.footprints.get(stage, 0), self.cache.get(runner) or 0)
+        footprint = max(int(runner.footprint), seen)
+        self.stats.footprints[stage] = footprint
+        self.cache.put(runner, footprint)
+        if self.budget is not None and footprint > self.budget:
             runner.unload()
-            raise self._too_big(stage, runner.footprint, "measured at load")
+            raise self._too_big(stage, footprint, "measured at load")
         self._resident[stage] = None
         # a footprint above the estimate: make room before this load counts as done
         self._resident.move_to_end(stage)
