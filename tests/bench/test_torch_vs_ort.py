@@ -41,3 +41,15 @@ def test_headline_ratio_from_the_same_run(tiny_lama, tmp_path):
     assert "ONNX Runtime CPU fp32 vs PyTorch eager fp32, end to end at 64x64" in md
     assert "RANDOM-INIT" in md
     assert rep["flops"]["lama"]["64"]["complete"] and rep["flops"]["lama"]["64"]["total"] > 0
+
+
+def test_quick_headline_says_it_is_first_runs_only(tiny_lama, tmp_path, capsys):
+    out = tmp_path / "q"
+    rc = main(["--engines", str(tiny_lama), "--out", str(out), "--pipeline", "lama", "--size", "64",
+               "--quick", "--sizes", "64", "--budgets", "all", "--backends", "torch-fp32,ort-cpu-fp32",
+               "--no-plot", "--peak-n", "128"])  # fmt: skip
+    assert rc == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["headline"] and rep["config"]["runs"] == 0
+    assert "quick run: first runs only; judge the goal on a full run" in (out / "report.md").read_text()
+    assert "quick run: first runs only, judge the goal on a full run" in capsys.readouterr().out

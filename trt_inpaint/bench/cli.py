@@ -334,6 +334,9 @@ def render(folder: Path, analysis: Path | None, plot: bool) -> int:
     return 0
 
 
+QUICK_CAVEAT = "; quick run: first runs only, judge the goal on a full run"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.render is not None:
@@ -351,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     if h:
         print(
             f"\nONNX Runtime CPU fp32 vs PyTorch eager fp32 end to end: {h['speedup']:.2f}x "
-            f"(goal {h['goal']}x)"
+            f"(goal {h['goal']}x{QUICK_CAVEAT if cfg.quick else ''})"
         )
     print(f"\nreport: {cfg.out / 'report.md'}")
     failed = [b["key"] for b in report["backends"] if b["available"] and "error" in (b.get("result") or {})]

@@ -273,7 +273,8 @@ def render_markdown(report: dict) -> str:
         lines += [
             f"**ONNX Runtime CPU fp32 vs PyTorch eager fp32, end to end at {cfg['size']}x{cfg['size']}: "
             f"{h['speedup']:.2f}x** ({_ms(h['ort_p50'])} ms vs {_ms(h['torch_p50'])} ms, same run); "
-            f"this {verdict} the {h['goal']}x goal.",
+            f"this {verdict} the {h['goal']}x goal"
+            + (" (quick run: first runs only; judge the goal on a full run)." if cfg["quick"] else "."),
             "",
         ]
     lines += ["## Latency, throughput, memory, share of peak", "", main_table(report), ""]
