@@ -198,20 +198,8 @@ def test_render_adds_an_analysis_without_measuring(report, tmp_path):
 
 def test_quick_takes_first_runs_and_scales_one_row(standin_engines, tmp_path):
     out = tmp_path / "q"
-    rc = main(
-        [
-            "--engines",
-            str(standin_engines),
-            "--out",
-            str(out),
-            "--quick",
-            "--backends",
-            "ort-cpu-fp32,ort-cpu-fp16",
-            "--no-plot",
-            "--peak-n",
-            "128",
-        ]
-    )
+    rc = main(["--engines", str(standin_engines), "--out", str(out), "--quick",
+               "--backends", "ort-cpu-fp32,ort-cpu-fp16", "--no-plot", "--peak-n", "128"])  # fmt: skip
     assert rc == 0
     rep = json.loads((out / "report.json").read_text())
     assert rep["config"]["quick"] and rep["config"]["runs"] == 0

@@ -33,14 +33,23 @@ def gpu_problem() -> str | None:
     return None
 
 
-def device_memory_used(device: int = 0) -> int | None:
-    """Bytes in use on GPU ``device`` (all processes), or None without NVML."""
+def _device(device: int) -> tuple[ctypes.CDLL, ctypes.c_void_p] | None:
+    """NVML and the handle of GPU ``device`` (NVML's PCI order), or None without NVML or that GPU."""
     lib = _nvml()
     if isinstance(lib, str):
         return None
     handle = ctypes.c_void_p()
     if lib.nvmlDeviceGetHandleByIndex_v2(device, ctypes.byref(handle)) != 0:
         return None
+    return lib, handle
+
+
+def device_memory_used(device: int = 0) -> int | None:
+    """Bytes in use on GPU ``device`` (all processes), or None without NVML."""
+    found = _device(device)
+    if found is None:
+        return None
+    lib, handle = found
     info = _MemoryInfo()
     if lib.nvmlDeviceGetMemoryInfo(handle, ctypes.byref(info)) != 0:
         return None
@@ -49,12 +58,10 @@ def device_memory_used(device: int = 0) -> int | None:
 
 def compute_capability(device: int = 0) -> tuple[int, int] | None:
     """(major, minor) of NVML device ``device`` (NVML's PCI order), or None without NVML."""
-    lib = _nvml()
-    if isinstance(lib, str):
+    found = _device(device)
+    if found is None:
         return None
-    handle = ctypes.c_void_p()
-    if lib.nvmlDeviceGetHandleByIndex_v2(device, ctypes.byref(handle)) != 0:
-        return None
+    lib, handle = found
     major, minor = ctypes.c_int(0), ctypes.c_int(0)
     if lib.nvmlDeviceGetCudaComputeCapability(handle, ctypes.byref(major), ctypes.byref(minor)) != 0:
         return None
