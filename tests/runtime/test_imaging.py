@@ -127,3 +127,23 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     path.write_bytes(b"old")
     imaging.write_atomic(path, b"new content")
     assert path.read_bytes() == b"new content" and [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    """A new output gets 0o666 less the umask, like any file the user writes (not mkstemp's 0o600); a
+    replaced one keeps its own."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new.png"
+        imaging.write_image(new, np.zeros((4, 4, 3), np.uint8))
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644
+        kept = tmp_path / "kept.bin"
+        kept.write_bytes(b"old")
+        kept.chmod(0o640)
+        imaging.write_atomic(kept, b"new")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)

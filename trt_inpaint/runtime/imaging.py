@@ -197,13 +197,26 @@ def _encode(pixels: np.ndarray, suffix: str, path: Path) -> bytes:
     return buf.tobytes()
 
 
+def _new_file_mode(path: Path) -> int:
+    """The permissions a plain ``open(path, "w")`` would give: the old file's when replacing one, else
+    0o666 less the umask (mkstemp's temporary files are 0o600, which the rename would otherwise keep)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Write through a temporary file in the same folder and rename it: no partial file is ever left."""
     path = Path(path)
+    mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
