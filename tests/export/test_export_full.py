@@ -1,10 +1,10 @@
 """The full-size export (all five stages, random weights): fp32 + fp16 ONNX and a TensorRT-RTX engine per
 stage, built on the CPU; ONNX Runtime checked against PyTorch on the shipped photos.
 
-One module-scoped export serves every test here, with the CLI's default engine profiles and GPU targets;
-calibration is reduced to 1 photo (the CLI default: all 6 shipped photos). Fidelity here is at 512x512;
-the other sizes (256, 200x264, 768x1024) run on the reduced models in test_export_tiny.py, and so does
-the end-to-end chain (ORT fp32 / fp16 vs the PyTorch ensemble).
+One module-scoped export serves every test here, with the CLI's default GPU targets, a static 512x512
+engine profile and 1 calibration photo (the CLI defaults: a 64..2048 profile, all 6 shipped photos).
+Fidelity here is at 512x512; the other sizes (256, 200x264, 768x1024) run on the reduced models in
+test_export_tiny.py, and so does the end-to-end chain (ORT fp32 / fp16 vs the PyTorch ensemble).
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ def full(tmp_path_factory):
         random_init=True,
         builder=Builder.TENSORRT_RTX,
         calibration=CalibrationOptions(size=512, max_images=1),  # activations grow with size: measure at 512
-    )  # the CLI's default profiles (64..2048, batch 1..4; MAT 512, batch 1..4) and RTX targets
+        min_size=512,  # a static 512x512, batch-1 profile: the CLI's dynamic one (64..2048, batch 1..4)
+        max_size=512,  # adds about 150 s to the LaMa build here (measured: 8.4 min for the whole default
+        max_batch=1,  # export), too much for the suite's budget; the tiny-model tests build dynamic ones
+    )  # the CLI's default RTX targets
     t0 = time.perf_counter()
     manifest, reports = Exporter(opts).run()
     seconds = time.perf_counter() - t0
@@ -81,8 +84,7 @@ def test_every_stage_has_an_rtx_engine(full):
         assert (out / engine.file).stat().st_size == engine.bytes > 100_000
         assert engine.info["builder"] == "tensorrt-rtx" and engine.info["version"]
         assert engine.info["target"]["hopper_supported"] is False
-        lo, hi = (512, 512) if stage is S.Stage.MAT else (64, 2048)
-        assert rec.profile[S.spec(stage).input_names[0]] == [[1, 3, lo, lo], [1, 3, 512, 512], [4, 3, hi, hi]]
+        assert rec.profile[S.spec(stage).input_names[0]] == [[1, 3, 512, 512]] * 3
         # Ampere, Ada, Blackwell: engines about the size of the fp16 ONNX (Turing multiplies them ~16x)
         assert engine.info["target"]["compute_capabilities"] == ["8.6", "8.9", "12.x"]
         assert engine.bytes < 2 * rec.artefacts["onnx_fp16"].bytes + 1_000_000
