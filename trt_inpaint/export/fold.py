@@ -7,7 +7,9 @@ carries each such weight twice. Evaluating those nodes once, here, leaves one in
 smaller files, and less for ONNX Runtime and TensorRT to fold at load or build time.
 
 Only nodes whose inputs are all constants are folded, and only when the result is no larger than what it
-replaces (an Expand or ConstantOfShape of a constant would grow the file).
+replaces (an Expand or ConstantOfShape of a constant would grow the file). A folded node whose input is
+still read elsewhere leaves both tensors in the file; ONNX Runtime and TensorRT would hold the same two
+after their own folding at load.
 """
 
 from __future__ import annotations
