@@ -21,7 +21,7 @@ from trt_inpaint.export import spec as S
 from trt_inpaint.export.build import Exporter, ExportOptions
 from trt_inpaint.export.calibration import CalibrationOptions, noise_feeds, read_pair
 from trt_inpaint.export.engine import Builder
-from trt_inpaint.export.fp16 import compare
+from trt_inpaint.export.fp16_check import compare
 from trt_inpaint.models import stages as ST
 from trt_inpaint.samples import sample_pairs
 

@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 
-from trt_inpaint.export import fp16
+from trt_inpaint.export import fp16, fp16_check, segmented
 from trt_inpaint.export.onnx import export_onnx
 from trt_inpaint.export.spec import Stage
 
@@ -56,13 +56,13 @@ def _feeds(n: int = 2, size: int = 64) -> list[dict[str, np.ndarray]]:
 def test_naive_conversion_breaks(fp32_model):
     """Naive conversion (no measured islands): the fp16-stored intermediate overflows to inf."""
     feeds = _feeds()
-    ref = fp16.run_onnx(fp32_model.SerializeToString(), feeds)
-    got = fp16.run_onnx(fp16.simulate(fp32_model, []).SerializeToString(), feeds)
-    comp = fp16.compare(ref, got)
+    ref = segmented.run_onnx(fp32_model.SerializeToString(), feeds)
+    got = segmented.run_onnx(fp16_check.simulate(fp32_model, []).SerializeToString(), feeds)
+    comp = fp16_check.compare(ref, got)
     assert comp.nonfinite > 0, comp
     # the converted model itself is valid and runs (ONNX Runtime CPU computes it in fp32 between casts)
     naive = fp16.convert(fp32_model, [])
-    assert np.isfinite(fp16.run_onnx(naive.SerializeToString(), feeds)[0]).all()
+    assert np.isfinite(segmented.run_onnx(naive.SerializeToString(), feeds)[0]).all()
 
 
 def test_measured_islands_are_faithful(fp32_model):
@@ -80,10 +80,10 @@ def test_measured_islands_are_faithful(fp32_model):
     assert len(result.islands) < len(fp32_model.graph.node)
     # a fresh check on other inputs
     other = _feeds(1, 96)
-    ref = fp16.run_onnx(fp32_model.SerializeToString(), other)
+    ref = segmented.run_onnx(fp32_model.SerializeToString(), other)
     names = [i.node for i in result.islands]
-    for got in (model16, fp16.simulate(fp32_model, names)):
-        comp = fp16.compare(ref, fp16.run_onnx(got.SerializeToString(), other))
+    for got in (model16, fp16_check.simulate(fp32_model, names)):
+        comp = fp16_check.compare(ref, segmented.run_onnx(got.SerializeToString(), other))
         assert comp.nonfinite == 0 and comp.psnr_db >= 40, comp
 
 
@@ -105,41 +105,3 @@ def test_tiny_divisor_is_kept_fp32(tmp_path):
     model16, result = fp16.make_fp16(model, feeds)
     assert result.comparison.nonfinite == 0 and result.passed, result
     assert any("divisor" in r or "overflow" in r for i in result.islands for r in i.reasons)
-
-
-def _if_graph() -> onnx.ModelProto:
-    """x -> Relu -> a -> (If: squeeze a / identity a, both reading ``a`` from the outer scope) -> Add."""
-    from onnx import TensorProto, helper
-
-    def branch(name: str, op: str) -> onnx.GraphProto:
-        out = helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, None)
-        return helper.make_graph([helper.make_node(op, ["a"], [f"{name}_out"])], name, [], [out])
-
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    nodes = [
-        helper.make_node("Relu", ["x"], ["a"]),
-        helper.make_node("Sigmoid", ["x"], ["b"]),
-        helper.make_node("ReduceSum", ["b"], ["s"], keepdims=0),
-        helper.make_node("Greater", ["s", "zero"], ["cond"]),
-        helper.make_node(
-            "If", ["cond"], ["c"], then_branch=branch("then", "Neg"), else_branch=branch("else", "Identity")
-        ),
-        helper.make_node("Add", ["c", "b"], ["y"]),
-    ]
-    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
-    graph = helper.make_graph(nodes, "g", [x], [y], [zero])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-
-
-def test_segmented_run_carries_outer_scope_tensors_of_if_bodies():
-    """A cut between a tensor's producer and an If whose branch reads it: the tensor is carried over."""
-    model = fp16.infer(_if_graph())
-    feeds = {"x": np.random.default_rng(0).standard_normal((1, 4, 8, 8)).astype(np.float32)}
-    segments = fp16._segments(model, feeds, limit=1)  # every node its own part
-    assert len(segments) == len(model.graph.node)
-    seen: list[str] = []
-    out = fp16._SegmentedRun(model, segments).run(feeds, lambda name, arr: seen.append(name))
-    x = feeds["x"].astype(np.float64)
-    np.testing.assert_allclose(out["y"], -np.maximum(x, 0) + 1 / (1 + np.exp(-x)), rtol=1e-6, atol=1e-6)
-    assert seen == ["a", "b", "s", "cond", "c", "y"]

@@ -301,7 +301,7 @@ class Exporter:
             path = self.out / S.onnx_filename(stage, S.Precision.FP32)
             if not path.is_file():
                 return None
-            from trt_inpaint.export.fp16 import run_onnx
+            from trt_inpaint.export.segmented import run_onnx
 
             self.progress(f"{stage}: fp32 outputs for downstream calibration")
             feeds = self.calib.feeds(stage, self._upstream)

@@ -2,7 +2,7 @@
 
 With a GPU and a TensorRT module: each engine (polygraphy's TrtRunner) against the fp32 ONNX in ONNX
 Runtime. Without: the fp16 ONNX in ONNX Runtime CPU, and its fp16 storage simulation, against the fp32
-ONNX (see ``fp16.CPU_CAVEAT`` for what a CPU check can and cannot see). One table either way.
+ONNX (see ``fp16_check.CPU_CAVEAT`` for what a CPU check can and cannot see). One table either way.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import numpy as np
 
 from trt_inpaint.export import spec as S
 from trt_inpaint.export.calibration import CalibrationOptions, CalibrationSet
-from trt_inpaint.export.fp16 import CPU_CAVEAT, Comparison, compare, run_onnx, simulate
+from trt_inpaint.export.fp16_check import CPU_CAVEAT, Comparison, compare, simulate
 from trt_inpaint.export.manifest import StageRecord, read_manifest
+from trt_inpaint.export.segmented import run_onnx
 
 
 @dataclass

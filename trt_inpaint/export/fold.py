@@ -67,7 +67,7 @@ def fold_constants(model: onnx.ModelProto) -> int:
     initializer; drop initializers nothing reads any more. Returns the number of nodes folded."""
     from onnx import numpy_helper
 
-    from trt_inpaint.export.fp16 import node_inputs
+    from trt_inpaint.export.segmented import node_inputs
 
     g = model.graph
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=17)

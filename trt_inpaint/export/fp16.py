@@ -12,11 +12,8 @@
    calibration feeds; while PSNR < target or any output is non-finite, grow the islands by the largest-
    magnitude tensors and convert again.
 
-Verification runs on the CPU through a *storage simulation* (``simulate``): the fp32 graph with a
-Cast(fp16) -> Cast(fp32) pair on every tensor the mixed model stores in fp16 and fp16-rounded weights.
-Running the mixed model itself in ONNX Runtime CPU is not enough: its CPU provider computes most fp16 ops
-in fp32 and drops the casts between two such ops, so an fp16 overflow between them never shows. Neither
-catches fp16 accumulation inside kernels: the real fp16 arithmetic check is a GPU run.
+Verification runs on the CPU through an fp16-storage simulation (``fp16_check.simulate``); the
+measurement runs the graph in parts (``segmented``).
 """
 
 from __future__ import annotations
@@ -25,23 +22,18 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from trt_inpaint.export.fp16_check import CPU_CAVEAT, FP16_MAX, Comparison, compare, simulate
+from trt_inpaint.export.segmented import Feeds, SegmentedRun, infer, node_inputs, run_onnx, segments
+
 if TYPE_CHECKING:
     import onnx
 
-FP16_MAX = 65504.0
 FP16_MIN_NORMAL = 2.0**-14
-CPU_CAVEAT = (
-    "CPU check: ONNX Runtime CPU computes most fp16 ops in fp32 and keeps fp32 between them; the fp16-sim "
-    "rows round every fp16-stored tensor and weight, so they catch storage overflow and rounding, not fp16 "
-    "accumulation inside kernels; the real fp16 arithmetic check is a GPU run"
-)
 _DIVISOR_INPUTS = {"Div": (1,), "Reciprocal": (0,), "Log": (0,), "Pow": (0,)}
-Feeds = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -127,17 +119,6 @@ class Island:
 
 
 @dataclass
-class Comparison:
-    max_abs_diff: float
-    psnr_db: float
-    nonfinite: int
-
-    @property
-    def finite(self) -> bool:
-        return self.nonfinite == 0
-
-
-@dataclass
 class Fp16Result:
     islands: list[Island]
     comparison: Comparison
@@ -166,24 +147,6 @@ class Fp16Result:
             },
             "note": self.note,
         }
-
-
-# ---- graph helpers ---------------------------------------------------------------------------------
-
-
-def node_inputs(node) -> list[str]:
-    """A node's inputs, including the outer-scope names its subgraphs (If/Loop/Scan bodies) read."""
-    names = [i for i in node.input if i]
-    for a in node.attribute:
-        for g in (*([a.g] if a.HasField("g") else []), *a.graphs):
-            inner = (
-                {o for n in g.node for o in n.output}
-                | {i.name for i in g.input}
-                | {t.name for t in g.initializer}
-            )
-            for n in g.node:
-                names += [i for i in node_inputs(n) if i not in inner]
-    return list(dict.fromkeys(names))
 
 
 class GraphIndex:
@@ -224,148 +187,9 @@ class GraphIndex:
             for idx in _DIVISOR_INPUTS.get(n.op_type, ()):
                 if idx < len(n.input):
                     self.divisors.add(n.input[idx])
-        self.sizes: dict[str, int] = {}
-        for v in g.value_info:
-            dims = v.type.tensor_type.shape.dim
-            if dims and all(d.HasField("dim_value") for d in dims):
-                self.sizes[v.name] = int(np.prod([d.dim_value for d in dims])) * 4
-
-
-def infer(model: onnx.ModelProto) -> onnx.ModelProto:
-    import onnx
-
-    return onnx.shape_inference.infer_shapes(model, data_prop=True)
-
-
-def _fixed_inputs(model: onnx.ModelProto, feeds: Feeds) -> onnx.ModelProto:
-    """A copy with input dims set to the feeds' shapes (for size estimates)."""
-    import onnx
-
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    for inp in m.graph.input:
-        if inp.name in feeds:
-            for d, v in zip(inp.type.tensor_type.shape.dim, feeds[inp.name].shape, strict=False):
-                d.Clear()
-                d.dim_value = int(v)
-    del m.graph.value_info[:]
-    return infer(m)
-
-
-def _session(model_bytes: bytes):
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(3)  # segments leave Constant outputs unread: ORT warns for each
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    # keep every exposed tensor as the graph computes it (no fusions that would hide or change them)
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    # many sessions live at once (one per graph part): no arena, so each run's memory is returned
-    so.enable_cpu_mem_arena = False
-    so.enable_mem_pattern = False
-    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
-
-
-def run_onnx(model: str | Path | bytes, feeds: Sequence[Feeds]) -> list[np.ndarray]:
-    """First output of ``model`` for each feed dict (ONNX Runtime CPU, default optimizations)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    src = str(model) if isinstance(model, Path) else model
-    sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
-    return [sess.run(None, f)[0] for f in feeds]
 
 
 # ---- measurement -------------------------------------------------------------------------------------
-
-
-def _segments(model: onnx.ModelProto, feeds: Feeds, limit: int) -> list[list]:
-    """The (topologically ordered) nodes cut into runs whose float outputs stay under ``limit`` bytes."""
-    sizes = GraphIndex(_fixed_inputs(model, feeds)).sizes
-    default = 4 << 20  # shape inference left the size open (mostly small shape / index tensors)
-    segments: list[list] = [[]]
-    used = 0
-    for n in model.graph.node:
-        b = sum(sizes.get(o, default) for o in n.output if o)
-        if segments[-1] and used + b > limit:
-            segments.append([])
-            used = 0
-        segments[-1].append(n)
-        used += b
-    return segments
-
-
-class _SegmentedRun:
-    """Runs a graph segment by segment (one ONNX Runtime session each), exposing every tensor a segment
-    makes; tensors crossing a cut are carried in memory. One pass over the model per feed."""
-
-    def __init__(self, model: onnx.ModelProto, segments: list[list]):
-        g = model.graph
-        self.model = model
-        self.segments = segments
-        self.inits = {i.name: i for i in g.initializer}
-        self.types = {v.name: v.type.tensor_type.elem_type for v in (*g.value_info, *g.input, *g.output)}
-        self.graph_outputs = [o.name for o in g.output]
-        last_use: dict[str, int] = {}
-        for k, seg in enumerate(segments):
-            for n in seg:
-                for i in node_inputs(n):
-                    last_use[i] = k
-        for o in self.graph_outputs:
-            last_use[o] = len(segments)
-        self.last_use = last_use
-        self.sessions: list = [None] * len(segments)
-        self.io: list[tuple[list[str], list[str]]] = []
-        for seg in segments:
-            produced = [o for n in seg for o in n.output if o]
-            pset = set(produced)
-            inputs = list(
-                dict.fromkeys(i for n in seg for i in node_inputs(n) if i not in pset and i not in self.inits)
-            )
-            self.io.append((inputs, produced))
-
-    def _session(self, k: int, live: dict[str, np.ndarray]):
-        import onnx
-        from onnx import helper
-
-        if self.sessions[k] is None:
-            seg = self.segments[k]
-            inputs, produced = self.io[k]
-            used = {i for n in seg for i in node_inputs(n)}
-            vi_in = [
-                helper.make_tensor_value_info(
-                    i, helper.np_dtype_to_tensor_dtype(live[i].dtype), live[i].shape
-                )
-                for i in inputs
-            ]
-            vi_out = [
-                helper.make_tensor_value_info(o, self.types.get(o, onnx.TensorProto.FLOAT), None)
-                for o in produced
-            ]
-            graph = helper.make_graph(
-                seg, f"segment{k}", vi_in, vi_out, [self.inits[i] for i in used if i in self.inits]
-            )
-            sub = helper.make_model(
-                graph, opset_imports=self.model.opset_import, ir_version=self.model.ir_version
-            )
-            self.sessions[k] = _session(sub.SerializeToString())
-        return self.sessions[k]
-
-    def run(self, feeds: Feeds, visit: Callable[[str, np.ndarray], None]) -> dict[str, np.ndarray]:
-        live = dict(feeds)
-        for k in range(len(self.segments)):
-            inputs, produced = self.io[k]
-            sess = self._session(k, live)
-            results = sess.run(produced, {i: live[i] for i in inputs})
-            for name, arr in zip(produced, results, strict=True):
-                visit(name, arr)
-                if self.last_use.get(name, -1) > k:
-                    live[name] = arr
-            del results
-            for name in [n for n in live if self.last_use.get(n, -1) <= k]:
-                del live[name]
-        return {o: live[o] for o in self.graph_outputs}
 
 
 def collect_stats(
@@ -380,7 +204,7 @@ def collect_stats(
     model = infer(model)
     index = GraphIndex(model)
     measured = set(index.float_tensors)
-    runner = _SegmentedRun(model, _segments(model, feeds[0], opts.chunk_bytes))
+    runner = SegmentedRun(model, segments(model, feeds[0], opts.chunk_bytes))
     stats: dict[str, TensorStats] = {}
     outputs: list[np.ndarray] = []
 
@@ -526,98 +350,6 @@ def _remove_round_trips(model: onnx.ModelProto) -> None:
     keep = [n for n in keep if not (cast_to(n) == 10 and n.output[0] not in used)]
     del g.node[:]
     g.node.extend(keep)
-
-
-def fp32_nodes(model: onnx.ModelProto, islands: Sequence[str]) -> set[str]:
-    """Names of the nodes the mixed model runs in fp32 (islands + onnxconverter-common's default ops)."""
-    from onnxconverter_common import float16
-
-    blocked = set(islands)
-    ops = set(float16.DEFAULT_OP_BLOCK_LIST)
-    return {n.name for n in model.graph.node if n.name in blocked or n.op_type in ops}
-
-
-def round_fp16(x: np.ndarray) -> np.ndarray:
-    """fp16 rounding as the converter does for weights (tiny values clamp to 2^-24, not to 0)."""
-    x = np.asarray(x, dtype=np.float32)
-    with np.errstate(over="ignore"):
-        tiny = (x != 0) & (np.abs(x) < 2.0**-24)
-        x = np.where(tiny, np.sign(x) * 2.0**-24, np.clip(x, -FP16_MAX, FP16_MAX))
-        return x.astype(np.float16).astype(np.float32)
-
-
-def simulate(model: onnx.ModelProto, islands: Sequence[str]) -> onnx.ModelProto:
-    """The fp32 graph with fp16 storage made explicit: every float tensor an fp16 node writes, and every
-    float input an fp16 node reads from an fp32 source, passes Cast(fp16) -> Cast(fp32); weights read by
-    fp16 nodes are rounded to fp16. ONNX Runtime keeps explicit casts, so overflow and rounding show."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    m = infer(model)
-    g = m.graph
-    keep32 = fp32_nodes(m, islands)
-    float_t = onnx.TensorProto.FLOAT
-    types = {v.name: v.type.tensor_type.elem_type for v in (*g.value_info, *g.input, *g.output)}
-    inits = {i.name: i for i in g.initializer}
-    for i in inits.values():
-        types[i.name] = i.data_type
-    producer = {o: n for n in g.node for o in n.output if o}
-    outputs = {o.name for o in g.output}
-    ordered: list = []
-    rounded: dict[str, str] = {}
-
-    def rounded_name(t: str) -> str:
-        if t not in rounded:
-            r = rounded[t] = f"{t}__fp16sim"
-            if t in inits:
-                g.initializer.append(numpy_helper.from_array(round_fp16(numpy_helper.to_array(inits[t])), r))
-            else:
-                ordered.append(
-                    helper.make_node("Cast", [t], [r + "_h"], to=onnx.TensorProto.FLOAT16, name=r + "_h")
-                )
-                ordered.append(helper.make_node("Cast", [r + "_h"], [r], to=float_t, name=r))
-        return rounded[t]
-
-    out_map: dict[str, str] = {}  # fp16 node output -> its rounded copy
-    for n in list(g.node):
-        fp16_node = n.name not in keep32
-        for k, t in enumerate(n.input):
-            if not t or types.get(t) != float_t:
-                continue
-            if t in out_map:
-                n.input[k] = out_map[t]
-            elif fp16_node and (producer.get(t) is None or producer[t].name in keep32):
-                n.input[k] = rounded_name(t)
-        ordered.append(n)
-        if fp16_node:
-            for j, t in enumerate(n.output):
-                if t and types.get(t) == float_t:
-                    if t in outputs:  # a graph output keeps its name and gets the rounded value
-                        n.output[j] = t + "__raw"
-                        r = rounded_name(t + "__raw")
-                        ordered.append(helper.make_node("Identity", [r], [t], name=t + "__out"))
-                    else:
-                        out_map[t] = rounded_name(t)
-    del g.node[:]
-    g.node.extend(ordered)
-    del g.value_info[:]
-    return m
-
-
-# ---- verification ----------------------------------------------------------------------------------------
-
-
-def compare(reference: Sequence[np.ndarray], test: Sequence[np.ndarray]) -> Comparison:
-    """max |diff|, PSNR (peak 1, images in [0,1]) and non-finite count of ``test`` against ``reference``."""
-    nonfinite = sum(int(np.count_nonzero(~np.isfinite(t))) for t in test)
-    diffs = [
-        np.nan_to_num(t.astype(np.float64), nan=1e9, posinf=1e9, neginf=-1e9) - r
-        for r, t in zip(reference, test, strict=False)
-    ]
-    mx = max((float(np.abs(d).max()) for d in diffs), default=0.0)
-    mse = float(np.mean(np.concatenate([(d**2).ravel() for d in diffs]))) if diffs else 0.0
-    psnr = math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
-    return Comparison(mx, psnr, nonfinite)
 
 
 def make_fp16(
