@@ -17,13 +17,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from tests.export.photo_feeds import photo_feeds
 from trt_inpaint.export import spec as S
 from trt_inpaint.export.build import Exporter, ExportOptions
-from trt_inpaint.export.calibration import CalibrationOptions, noise_feeds, read_pair
+from trt_inpaint.export.calibration import CalibrationOptions
 from trt_inpaint.export.engine import Builder
 from trt_inpaint.export.fp16_check import compare
 from trt_inpaint.models import stages as ST
-from trt_inpaint.samples import sample_pairs
 
 pytestmark = pytest.mark.slow
 
@@ -58,12 +58,7 @@ def _session(path) -> ort.InferenceSession:
 
 def _photo_inputs(stage: S.Stage, h: int, w: int) -> dict[str, np.ndarray]:
     """Stage inputs from the shipped photos (combiner: two different photos), spec noise for MAT."""
-    pairs = sample_pairs()
-    image, mask = read_pair(*pairs[0], (h, w))
-    other, _ = read_pair(*pairs[1], (h, w))
-    feeds = {"image": image, "mask": mask, "lama_image": image, "mat_image": other}
-    feeds.update(noise_feeds(stage, 0))
-    return {n: feeds[n] for n in S.spec(stage).input_names}
+    return photo_feeds(stage, h, w, first=0, noise_seed=0)
 
 
 def _torch(module: torch.nn.Module, feeds: dict[str, np.ndarray]) -> np.ndarray:

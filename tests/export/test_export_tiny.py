@@ -9,14 +9,14 @@ import onnx
 import pytest
 import torch
 
+from tests.export.photo_feeds import photo_feeds
 from trt_inpaint.export import spec as S
 from trt_inpaint.export.build import Exporter, ExportOptions
-from trt_inpaint.export.calibration import CalibrationOptions, noise_feeds, read_pair
+from trt_inpaint.export.calibration import CalibrationOptions
 from trt_inpaint.export.engine import Builder
 from trt_inpaint.export.fold import fold_constants
 from trt_inpaint.export.onnx import check_onnx
 from trt_inpaint.models import stages as ST
-from trt_inpaint.samples import sample_pairs
 
 CAL = CalibrationOptions(size=64, max_images=2)
 SIZES = [(256, 256), (512, 512), (200, 264), (768, 1024)]
@@ -46,12 +46,7 @@ def tiny(tmp_path_factory):
 def _feeds(stage: S.Stage, h: int, w: int) -> dict[str, np.ndarray]:
     """Stage inputs from the shipped photos (combiner: two photos); MAT noise at the spec's shapes (the
     stage boundary; the reduced MAT's wrapper crops it)."""
-    pairs = sample_pairs()
-    image, mask = read_pair(*pairs[2], (h, w))
-    other, _ = read_pair(*pairs[3], (h, w))
-    feeds = {"image": image, "mask": mask, "lama_image": image, "mat_image": other}
-    feeds.update(noise_feeds(stage, 3))
-    return {n: feeds[n] for n in S.spec(stage).input_names}
+    return photo_feeds(stage, h, w, first=2, noise_seed=3)
 
 
 def _torch_inputs(stage: S.Stage, h: int, w: int) -> tuple[torch.Tensor, ...]:

@@ -38,7 +38,8 @@ _SKIP = frozenset(
 )
 
 
-def _constants(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
+def constants(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
+    """Initializers and Constant-node values by tensor name."""
     consts = {t.name: t for t in model.graph.initializer}
     for n in model.graph.node:
         if n.op_type == "Constant":
@@ -71,7 +72,7 @@ def fold_constants(model: onnx.ModelProto) -> int:
 
     g = model.graph
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=17)
-    consts = _constants(model)
+    consts = constants(model)
     graph_outputs = {o.name for o in g.output}
     kept: list[onnx.NodeProto] = []
     new_inits: list[onnx.TensorProto] = []

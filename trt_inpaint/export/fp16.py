@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from trt_inpaint.export.fold import constants
 from trt_inpaint.export.fp16_check import CPU_CAVEAT, FP16_MAX, Comparison, compare, simulate
 from trt_inpaint.export.segmented import Feeds, SegmentedRun, infer, node_inputs, run_onnx, segments
 
@@ -169,16 +170,7 @@ class GraphIndex:
             o for n in g.node for o in n.output if o and types.get(o) == float_t and o not in outputs
         ]
         self.graph_outputs = [o.name for o in g.output]
-        consts = {i.name: i for i in g.initializer}
-        consts.update(
-            {
-                n.output[0]: a.t
-                for n in g.node
-                if n.op_type == "Constant"
-                for a in n.attribute
-                if a.name == "value"
-            }
-        )
+        consts = constants(model)
         self.divisors: set[str] = set()
         for n in g.node:
             if n.op_type == "Pow" and len(n.input) > 1 and n.input[1] in consts:
