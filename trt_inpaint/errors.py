@@ -12,8 +12,13 @@ class TrtInpaintError(Exception):
 
     def __init__(self, message: str, path: str | Path | None = None):
         message = " ".join(str(message).split())  # one line, always
+        self.message = message
         self.path = None if path is None else Path(path)
         super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+
+    def __reduce__(self):
+        # pickled with its class, message and path (work items carry errors between processes)
+        return (self.__class__, (self.message, self.path))
 
 
 class InputError(TrtInpaintError):

@@ -15,7 +15,7 @@ def ensemble(engines):
 
 @pytest.mark.parametrize("strategy", ["crop", "resize", "original"])
 def test_real_photos_change_only_masked_pixels(engines, samples, strategy):
-    with Inpainter(engines=engines, backend="ort-cpu", hd_strategy=strategy, crop_margin=32) as inp:
+    with Inpainter(engines=engines, backend="ort-cpu", hd_strategy=strategy, hd_crop_margin=32) as inp:
         outs = inp.inpaint_many([(img, mask) for img, mask, _ in samples])
         assert inp.stats()["loads"] == {s.value: 1 for s in inp.stages}  # stage-major: one load per stage
     for (img, mask, name), out in zip(samples, outs, strict=True):

@@ -128,3 +128,75 @@ def test_usage_errors(capsys):
     with pytest.raises(SystemExit) as e:
         main(["only_one_file.png"])
     assert e.value.code == 2 and "IMG MASK" in capsys.readouterr().err
+
+
+def _corrupt_copy(engines, tmp_path, stage="lama"):
+    bad = tmp_path / "bad-engines"
+    shutil.copytree(engines, bad)
+    (bad / f"{stage}.fp32.onnx").write_bytes(b"not a protobuf model")
+    return bad
+
+
+def test_engine_error_while_a_stage_runs_exits_4_single_and_folder(engines, pair, tmp_path, capsys):
+    """A stage that fails to load once the run has started keeps its type: exit 4, not 2 or 1, and the
+    engine file named once."""
+    img, mask = pair
+    bad = _corrupt_copy(engines, tmp_path)
+    out = tmp_path / "o.png"
+    rc = main([str(img), str(mask), "-o", str(out), "--engines", str(bad), "--models", "lama"])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert rc == 4 and len(err) == 1 and err[0].count("lama.fp32.onnx") == 1, err
+    assert not out.exists()
+    images, out_dir = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    for p, _ in sample_pairs()[:2]:
+        shutil.copy(p, images / p.name)
+    rc = main(["--images", str(images), "--masks", str(mask), "-o", str(out_dir), "--engines", str(bad),
+               "--models", "lama", "--resize-mask", "--json"])  # fmt: skip
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert rc == 4 and summary["failed"] == 2
+    assert {r["error_type"] for r in summary["results"]} == {"EngineError"}
+    lines = [line for line in captured.err.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "(2 files)" in lines[0], "one engine error, said once with its count"
+    assert not list(out_dir.iterdir())
+
+
+def test_folder_with_only_bad_inputs_exits_1(engines, tmp_path, capsys):
+    images, out = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    (images / "a.png").write_bytes(b"not a png")
+    mask = tmp_path / "m.png"
+    cv2.imwrite(str(mask), np.full((8, 8), 255, np.uint8))
+    rc = main(["--images", str(images), "--masks", str(mask), "-o", str(out), "--engines", str(engines)])
+    assert rc == 1 and "a.png: image is not an image" in capsys.readouterr().err
+
+
+def test_checkpoint_error_exits_3(engines, pair, tmp_path, capsys):
+    """The torch backend loads the checkpoint the manifest names: a damaged one is a CheckpointError (3)."""
+    img, mask = pair
+    eng = tmp_path / "ckpt-engines"
+    shutil.copytree(engines, eng)
+    ckpt = tmp_path / "lama.safetensors"
+    ckpt.write_bytes(b"\x00" * 64)
+    (eng / "manifest.json").write_text(json.dumps({"stages": {"lama": {"source": {"path": str(ckpt)}}}}))
+    out = tmp_path / "o.png"
+    rc = main([str(img), str(mask), "-o", str(out), "--engines", str(eng), "--backend", "torch",
+               "--models", "lama", "--no-footprint-cache"])  # fmt: skip
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert rc == 3 and len(err) == 1 and "lama.safetensors" in err[0], err
+    assert not out.exists()
+
+
+def test_flag_defaults_are_the_options_defaults():
+    """One home for every default: the CLI's flags take them from InpaintOptions."""
+    from trt_inpaint.runtime.cli import build_parser
+    from trt_inpaint.runtime.cli_args import options_from_args
+    from trt_inpaint.runtime.options import InpaintOptions
+
+    args = build_parser().parse_args(["a.png", "m.png", "--no-footprint-cache"])
+    assert options_from_args(args) == InpaintOptions()
+    backend = next(a for a in build_parser()._actions if a.dest == "backend")
+    from trt_inpaint.runtime.backends.base import Backend
+
+    assert backend.choices == [b.value for b in Backend]

@@ -10,6 +10,7 @@ import pytest
 
 from trt_inpaint.errors import InputError
 from trt_inpaint.export import spec as S
+from trt_inpaint.runtime.options import InpaintOptions
 from trt_inpaint.training.cache import SOURCE_NAME, RunOptions, cache_outputs
 from trt_inpaint.training.cli import cache_outputs_main, evaluate_main
 from trt_inpaint.training.data import load_index, read_mask, read_rgb
@@ -42,7 +43,7 @@ def data(prepared, tmp_path):
 
 
 def test_cache_outputs_runs_resumes_and_keeps_known_pixels(data, engines):
-    opts = RunOptions(engines=engines, backend="ort-cpu", progress=False, chunk=4)
+    opts = RunOptions(InpaintOptions(engines=engines, backend="ort-cpu"), progress=False, chunk=4)
     [summary] = cache_outputs(data, data.mask_sets, opts, models=(S.Pipeline.LAMA,), log=lambda m: None)
     n = len(data.items) * len(data.mask_sets)
     assert (summary.done, summary.skipped, summary.failed, summary.backend) == (n, 0, 0, "ort-cpu")
@@ -72,7 +73,7 @@ def test_cache_outputs_runs_resumes_and_keeps_known_pixels(data, engines):
 def test_lama_over_the_whole_set_then_mat(data, engines):
     """Stage-major as the paper: every LaMa output is written and LaMa released before MAT starts."""
     logs: list[str] = []
-    opts = RunOptions(engines=engines, backend="ort-cpu", progress=False)
+    opts = RunOptions(InpaintOptions(engines=engines, backend="ort-cpu"), progress=False)
     lama, mat = cache_outputs(data, ["medium_256"], opts, log=logs.append)
     assert (lama.done, mat.done, lama.failed + mat.failed) == (len(data.items), len(data.items), 0)
     assert [m.split(":")[0] for m in logs] == ["lama", "lama", "mat", "mat"]

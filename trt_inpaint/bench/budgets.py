@@ -20,10 +20,11 @@ from trt_inpaint.errors import BudgetError
 from trt_inpaint.export.spec import PIPELINES, Pipeline, Stage
 from trt_inpaint.runtime.backends.base import Runner
 from trt_inpaint.runtime.footprints import FootprintCache
-from trt_inpaint.runtime.pipeline import output_key, put_inputs, run_stage_major
+from trt_inpaint.runtime.pipeline import run_items
 from trt_inpaint.runtime.pool import EnginePool
 from trt_inpaint.runtime.store import IntermediateStore
 from trt_inpaint.runtime.units import format_bytes, parse_bytes
+from trt_inpaint.runtime.workitem import WorkItem
 
 SEED = 0
 RETRIES = 2  # a named budget that a load measured above is raised to that and tried again
@@ -104,20 +105,19 @@ def _run(
     runners = {s: TimedRunner(factory(s), sampler, log) for s in stages}
     pool = EnginePool(dict(runners), budget, cache)
     store = IntermediateStore(cap=None)
-    names = [f"img{i}" for i in range(len(images))]
-    for n, (im, m) in zip(names, images, strict=True):
-        put_inputs(store, n, im, m)
+    items = [WorkItem.from_tensors(f"img{i}", im, m, pipeline, SEED) for i, (im, m) in enumerate(images)]
     w = sampler.window_start("budget")
     t0 = clock()
     try:
         pool.check(stages)
-        batches = [[n] for n in names] if one_by_one else [names]
-        for items in batches:
-            rep = run_stage_major(pool, pipeline, items, store, SEED)
-            if rep.failures:
-                raise RuntimeError(f"pipeline failed: {next(iter(rep.failures.values()))}")
+        batches = [[it] for it in items] if one_by_one else [items]
+        for batch in batches:
+            run_items(pool, batch, store)
+            failed = next((it.error for it in batch if it.error is not None), None)
+            if failed is not None:
+                raise RuntimeError(f"pipeline failed: {failed}")
         total = clock() - t0
-        outputs_ok = all(output_key(pipeline, n) in store for n in names)
+        outputs_ok = all(it.result is not None for it in items)
     except BudgetError as e:
         return None, _assumed_sizes(pool, runners), str(e)
     finally:

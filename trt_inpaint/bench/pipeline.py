@@ -30,7 +30,7 @@ def run_pipeline(
     times: dict[Stage, float] | None = None,
     hook: StageHook | None = None,
 ) -> np.ndarray:
-    """The final output; ``times`` receives seconds per stage call (runner.run, load included if needed)."""
+    """The final output; ``times`` receives seconds per stage call (runner.run; the runners are loaded)."""
     results: dict[str, np.ndarray] = {"image": image, "mask": mask}
     for call in PIPELINES[pipeline]:
         s = spec(call.stage)

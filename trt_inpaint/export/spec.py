@@ -195,7 +195,8 @@ class Pipeline(str, enum.Enum):
         return self.value
 
 
-_IM = {"image": "image", "mask": "mask"}
+WORKING_INPUTS = ("image", "mask")  # the feed sources that are an image's working inputs, in this order
+_IM = {s: s for s in WORKING_INPUTS}
 PIPELINES: dict[Pipeline, tuple[StageCall, ...]] = {
     Pipeline.ENSEMBLE: (
         StageCall(Stage.LAMA, dict(_IM)),

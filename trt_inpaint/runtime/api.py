@@ -1,39 +1,43 @@
 """The Python API: ``Inpainter`` runs a pipeline of stages on images within a memory budget.
 
-    from trt_inpaint.runtime.api import Inpainter
-    with Inpainter(engines="engines", backend="auto", memory_budget="16GiB") as inp:
-        out = inp.inpaint(image, mask)          # numpy: HxW or HxWxC RGB(A), uint8/uint16/float32
-        report = inp.inpaint_files([(img_path, mask_path, out_path), ...])
+Three steps that work apart, across threads and processes (``WorkItem`` is plain and picklable):
 
-Arrays are RGB(A); the result has the input's shape and dtype, and every pixel outside the mask (and the
-alpha channel) equals the input's bit for bit.
+    from trt_inpaint.runtime import Inpainter
+    with Inpainter(engines="engines", backend="auto", memory_budget="16GiB") as inp:
+        items = [inp.prepare(image, mask), inp.prepare_file("photo.jpg", "mask.png", seed=7)]
+        inp.run(items)                          # stage-major through the pool: one load per stage
+        out = inp.finish(items[0])              # numpy, the input's shape and dtype
+        inp.write(items[1], "photo_out.jpg")    # atomically, in the input's format
+
+and compositions of them: ``inpaint(image, mask)``, ``inpaint_many(pairs)``, ``inpaint_files(triples)``.
+Arrays are RGB(A); every pixel outside the mask (and the alpha channel) equals the input's bit for bit.
+Options: ``InpaintOptions`` (keywords of the constructor), whose defaults are the CLI's.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from trt_inpaint.errors import InputError, TrtInpaintError
-from trt_inpaint.export.spec import Pipeline, Precision, Stage, pipeline_stages, spec
-from trt_inpaint.runtime import hd, imaging
-from trt_inpaint.runtime.backends.base import Backend
+from trt_inpaint.export.spec import Stage, pipeline_stages
+from trt_inpaint.runtime import finish as finish_step
+from trt_inpaint.runtime import prepare as prepare_step
 from trt_inpaint.runtime.backends.registry import RunnerOptions, Selection, make_runner, select
 from trt_inpaint.runtime.engines import EngineDir
+from trt_inpaint.runtime.finish import Encoded
 from trt_inpaint.runtime.footprints import FootprintCache
-from trt_inpaint.runtime.pipeline import Progress, output_key, put_inputs, run_stage_major
+from trt_inpaint.runtime.options import InpaintOptions
+from trt_inpaint.runtime.pipeline import Progress, RunReport, run_items
 from trt_inpaint.runtime.pool import EnginePool
 from trt_inpaint.runtime.store import IntermediateStore
-from trt_inpaint.runtime.units import parse_bytes
-
-DEFAULT_SEED = 240  # IOPaint runs MAT with seed 240
-DEFAULT_BUDGET = "16GiB"
-DEFAULT_HOST_CACHE = "2GiB"
+from trt_inpaint.runtime.workitem import Source, WorkItem
 
 
 @dataclass
@@ -41,9 +45,13 @@ class FileResult:
     image: Path
     mask: Path | None
     output: Path | None
-    status: str  # "ok", "unchanged" (empty mask) or "failed"
-    error: str | None = None
-    exit_code: int = 0  # of the error, when failed
+    status: str  # "ok", "unchanged" (empty mask), "skipped" (output present) or "failed"
+    error: TrtInpaintError | None = None
+    note: str | None = None  # e.g. why a JPEG was re-encoded whole
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.error is None else self.error.exit_code
 
     def as_dict(self) -> dict:
         return {
@@ -51,7 +59,9 @@ class FileResult:
             "mask": None if self.mask is None else str(self.mask),
             "output": None if self.output is None else str(self.output),
             "status": self.status,
-            "error": self.error,
+            "error": None if self.error is None else str(self.error),
+            "error_type": None if self.error is None else type(self.error).__name__,
+            "note": self.note,
         }
 
 
@@ -60,119 +70,92 @@ class Report:
     results: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    spilled: int = 0  # intermediates written to the spill folder
-    peak_host_bytes: int = 0  # intermediates held in host memory at most
+    spilled: int = 0  # arrays written to the spill folder
+    peak_host_bytes: int = 0  # arrays held in host memory at most
 
     @property
     def failed(self) -> list[FileResult]:
         return [r for r in self.results if r.status == "failed"]
 
 
-@dataclass
-class _Job:
-    """One image on its way through: where it comes from, and how it maps to the working size."""
-
-    name: str
-    geometry: hd.Geometry | None = None  # None: empty mask, nothing to run
-
-
 class Inpainter:
-    """Runs ``models`` (a Pipeline) on ``backend`` with engines from ``engines``, within ``memory_budget``.
+    """Runs ``options.models`` on ``options.backend`` with engines from ``options.engines``, within
+    ``options.memory_budget``. Pass an ``InpaintOptions`` or its fields as keywords.
 
-    ``footprint_cache``: a JSON file of footprints measured in earlier runs (the CLI uses
-    ``footprints.default_cache_path()``), so the budget check before any work uses measured sizes;
-    None: estimates only.
+    ``prepare``/``prepare_file``/``finish``/``encode``/``write`` touch no engine and may be called from any
+    thread; ``run`` owns the pool (calls are serialised).
     """
 
-    def __init__(
-        self,
-        engines: str | Path = "engines",
-        backend: Backend | str = Backend.AUTO,
-        memory_budget: str | int | None = DEFAULT_BUDGET,
-        models: Pipeline | str = Pipeline.ENSEMBLE,
-        seed: int = DEFAULT_SEED,
-        hd_strategy: hd.HdStrategy | str = hd.HdStrategy.CROP,
-        crop_margin: int = 128,
-        precision: Precision | str | None = None,
-        host_cache: str | int | None = DEFAULT_HOST_CACHE,
-        resize_mask: bool = False,
-        threads: int | None = None,
-        spill_dir: str | Path | None = None,
-        footprint_cache: str | Path | None = None,
-        log: Callable[[str], None] | None = None,
-    ):
-        try:
-            self.backend_request = Backend(backend)
-            self.pipeline = Pipeline(models)
-            self.hd = hd.HdConfig(hd.HdStrategy(hd_strategy), crop_margin)
-            self.precision = Precision(precision) if precision else None
-            self.budget = parse_bytes(memory_budget)
-            self.host_cache = parse_bytes(host_cache)
-        except ValueError as e:
-            raise InputError(str(e)) from None
-        self.seed = seed
-        self.resize_mask = resize_mask
-        self.spill_dir = spill_dir
+    def __init__(self, options: InpaintOptions | None = None, /, *, log=None, **fields):
+        self.options = replace(options, **fields) if options else InpaintOptions(**fields)
+        opts = self.options
         self.log = log or (lambda msg: None)
-        self.engines = EngineDir(engines)
-        self.stages: list[Stage] = list(pipeline_stages(self.pipeline))
-        self.selection: Selection = select(self.backend_request, self.engines, self.stages, self.precision)
+        self.engines = EngineDir(opts.engines)
+        self.stages: list[Stage] = list(pipeline_stages(opts.models))
+        self.selection: Selection = select(opts.backend, self.engines, self.stages, opts.precision)
         self.log(self.selection.describe())
-        options = RunnerOptions(threads=threads, gpu_mem_limit=self.budget)
-        runners = {s: make_runner(self.selection, s, self.engines, options) for s in self.stages}
-        self.pool = EnginePool(runners, self.budget, FootprintCache(footprint_cache))
+        runner_options = RunnerOptions(threads=opts.threads, gpu_mem_limit=opts.memory_budget)
+        runners = {s: make_runner(self.selection, s, self.engines, runner_options) for s in self.stages}
+        self.pool = EnginePool(runners, opts.memory_budget, FootprintCache(opts.footprint_cache))
         self.pool.check(self.stages)  # a stage larger than the budget fails here, before any work
+        self._lock = threading.Lock()
 
-    # ---- arrays -----------------------------------------------------------------------------------
+    # ---- the three steps ---------------------------------------------------------------------------
 
-    def inpaint(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The inpainted image (input's shape and dtype); the input itself when the mask is empty."""
-        return self.inpaint_many([(image, mask)])[0]
-
-    def inpaint_many(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-        """Stage-major over all pairs (one load per stage). Raises on the first bad input."""
-        prepared = []
-        with IntermediateStore(self.host_cache, self.spill_dir) as store:
-            jobs = []
-            for i, (image, mask) in enumerate(pairs):
-                image = imaging.check_image(image)
-                hole = imaging.fit_mask(imaging.threshold_mask(mask), image.shape[:2], self.resize_mask)
-                job = self._prepare(str(i), image, hole, store)
-                prepared.append((image, hole))
-                jobs.append(job)
-            report = run_stage_major(
-                self.pool, self.pipeline, [j.name for j in jobs if j.geometry], store, self.seed
+    def _item_options(self, overrides: dict) -> InpaintOptions:
+        opts = self.options.for_item(**overrides)
+        missing = [s.value for s in pipeline_stages(opts.models) if s not in self.stages]
+        if missing:
+            raise InputError(
+                f"models {opts.models} need stage(s) {', '.join(missing)}, which this Inpainter does not "
+                f"hold (it was made for models {self.options.models})"
             )
-            if report.failures:
-                raise InputError(next(iter(report.failures.values())))
-            return [self._finish(j, img, hole, store) for j, (img, hole) in zip(jobs, prepared, strict=True)]
+        return opts
 
-    def _prepare(self, name: str, image: np.ndarray, hole: np.ndarray, store: IntermediateStore) -> _Job:
-        if not hole.any():
-            return _Job(name)
-        geo = hd.plan(image.shape[0], image.shape[1], hole, self.hd, [spec(s) for s in self.stages])
-        rgb = hd.to_work(imaging.to_float_rgb(image), geo, is_mask=False)
-        m = hd.to_work(hole.astype(np.float32), geo, is_mask=True)
-        put_inputs(store, name, rgb.transpose(2, 0, 1)[None].copy(), m[None, None].copy())
-        return _Job(name, geo)
+    def prepare(self, image: np.ndarray, mask: np.ndarray, *, name: str = "image", **overrides) -> WorkItem:
+        """A work item from arrays. ``overrides``: per-image options (models, seed, hd_strategy, ...)."""
+        return prepare_step.prepare(image, mask, self._item_options(overrides), Source(name))
 
-    def _finish(self, job: _Job, image: np.ndarray, hole: np.ndarray, store: IntermediateStore) -> np.ndarray:
-        if job.geometry is None:
-            return image.copy()
-        key = output_key(self.pipeline, job.name)
-        out = store.get(key)[0].transpose(1, 2, 0)
-        store.drop(key)
-        return imaging.composite(
-            image, hd.from_work(np.ascontiguousarray(out), job.geometry), job.geometry, hole
-        )
+    def prepare_file(self, image_path: str | Path, mask_path: str | Path, **overrides) -> WorkItem:
+        """A work item from files, each decoded once (EXIF orientation, bit depth and alpha kept)."""
+        return prepare_step.prepare_file(image_path, mask_path, self._item_options(overrides))
 
-    # ---- files ------------------------------------------------------------------------------------
+    def run(self, items: Sequence[WorkItem], progress: Progress | None = None) -> RunReport:
+        """Fill each pending item's ``result`` or typed ``error``, stage-major (one load per stage)."""
+        for item in items:
+            if item.pending and any(s not in self.stages for s in pipeline_stages(item.pipeline)):
+                item.error = InputError(
+                    f"needs models {item.pipeline}, but this Inpainter holds {self.options.models}", item.name
+                )
+        with self._lock, IntermediateStore(self.options.host_cache, self.options.spill_dir) as store:
+            return run_items(self.pool, items, store, progress)
 
-    def _read_pair(self, image_path: Path, mask_path: Path) -> tuple[imaging.ImageFile, np.ndarray]:
-        img = imaging.read_image(image_path)
-        hole = imaging.threshold_mask(imaging.read_mask(mask_path), mask_path)
-        hole = imaging.fit_mask(hole, img.pixels.shape[:2], self.resize_mask, mask_path)
-        return img, hole
+    @staticmethod
+    def finish(item: WorkItem) -> np.ndarray:
+        """The inpainted image (the input's shape and dtype); raises the item's error if it failed."""
+        return finish_step.finish(item)
+
+    @staticmethod
+    def encode(item: WorkItem, suffix: str | None = None) -> Encoded:
+        """The finished image as file bytes (default: the input's format)."""
+        return finish_step.encode(item, suffix)
+
+    @staticmethod
+    def write(item: WorkItem, path: str | Path) -> Encoded:
+        """Encode in ``path``'s format (the input's if it has no suffix) and write atomically."""
+        return finish_step.write(item, path)
+
+    # ---- compositions -------------------------------------------------------------------------------
+
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, **overrides) -> np.ndarray:
+        """The inpainted image (input's shape and dtype); the input itself when the mask is empty."""
+        return self.inpaint_many([(image, mask)], **overrides)[0]
+
+    def inpaint_many(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]], **overrides) -> list[np.ndarray]:
+        """Stage-major over all pairs (one load per stage). Raises the first item's error."""
+        items = [self.prepare(img, m, name=f"image {i}", **overrides) for i, (img, m) in enumerate(pairs)]
+        self.run(items)
+        return [self.finish(it) for it in items]
 
     def inpaint_files(
         self,
@@ -182,67 +165,59 @@ class Inpainter:
         """(image, mask, output) triples, stage-major. A bad file is reported in its result and skipped.
 
         ``mask`` None marks a pair already known to be bad (e.g. no mask found): it fails with that note.
-        Outputs are written atomically; a failed file leaves no output behind.
+        Each file is decoded once; decoded inputs and results wait in host memory up to ``host_cache`` and
+        in the spill folder beyond. Outputs are written atomically; a failed file leaves no output.
         """
         t0 = time.perf_counter()
-        report = Report()
-        results = [
-            FileResult(Path(i), None if m is None else Path(m), Path(o), "failed") for i, m, o in pairs
-        ]
-        report.results = results
-        jobs: dict[str, tuple[_Job, FileResult]] = {}
+        report = Report(
+            [FileResult(Path(i), None if m is None else Path(m), Path(o), "failed") for i, m, o in pairs]
+        )
         tick = progress or (lambda phase, n: None)
-        with IntermediateStore(self.host_cache, self.spill_dir) as store:
-            for i, r in enumerate(results):
+        with IntermediateStore(self.options.host_cache, self.options.spill_dir) as store:
+            stash = _Stash(store)
+            waiting: list[tuple[FileResult, WorkItem]] = []
+            for r in report.results:
                 try:
                     if r.mask is None:
                         raise InputError("no mask found for this image", r.image)
                     if r.output.resolve() == r.image.resolve():
                         raise InputError("output would overwrite the input image", r.output)
-                    img, hole = self._read_pair(r.image, r.mask)
-                    job = self._prepare(str(i), img.pixels, hole, store)
-                    if job.geometry is None:
-                        self._write_unchanged(img, r.output)
-                        r.status = "unchanged"
+                    item = self.prepare_file(r.image, r.mask)
+                    if item.needs_run:
+                        waiting.append((r, stash.put(len(waiting), item)))
                     else:
-                        jobs[job.name] = (job, r)
+                        r.note = self.write(item, r.output).note
+                        r.status = "unchanged"
                 except TrtInpaintError as e:
-                    r.error, r.exit_code = str(e), e.exit_code
+                    r.error = e
                 tick("read", 1)
-            run = run_stage_major(self.pool, self.pipeline, list(jobs), store, self.seed, tick)
+            items = [item for _, item in waiting]
+            with self._lock:
+                run = run_items(self.pool, items, store, tick, inputs=stash.inputs, sink=stash.put_result)
             report.stage_seconds = {s.value: t for s, t in run.stage_seconds.items()}
-            for name, (job, r) in jobs.items():
+            for k, (r, item) in enumerate(waiting):
                 try:
-                    if name in run.failures:
-                        raise InputError(run.failures[name], r.image)
-                    img, hole = self._read_pair(r.image, r.mask)
-                    result = self._finish(job, img.pixels, hole, store)
-                    imaging.write_image(r.output, result, r.output.suffix or img.suffix)
+                    if item.error is not None:
+                        raise item.error
+                    r.note = self.write(stash.take(k, item), r.output).note
                     r.status = "ok"
                 except TrtInpaintError as e:
-                    r.error, r.exit_code = str(e), e.exit_code
+                    r.error = e
+                finally:
+                    stash.drop(k, item)
                 tick("write", 1)
             report.spilled, report.peak_host_bytes = store.spilled, store.peak_in_memory
         report.seconds = time.perf_counter() - t0
         return report
 
-    @staticmethod
-    def _write_unchanged(img: imaging.ImageFile, out: Path) -> None:
-        """Empty mask: the input file's bytes when the format is the same, else its pixels re-encoded."""
-        if out.suffix.lower() == img.suffix:
-            if not out.parent.is_dir():
-                raise InputError("output folder does not exist", out.parent)
-            imaging.write_atomic(out, img.path.read_bytes())
-        else:
-            imaging.write_image(out, img.pixels)
-
-    # ---- lifetime ---------------------------------------------------------------------------------
+    # ---- lifetime -----------------------------------------------------------------------------------
 
     def stats(self) -> dict:
         return {
             "backend": self.selection.backend.value,
             "precision": self.selection.precision.value,
-            "models": self.pipeline.value,
+            "selection": self.selection.describe(),
+            "models": self.options.models.value,
             **self.pool.stats.as_dict(),
         }
 
@@ -254,6 +229,51 @@ class Inpainter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Stash:
+    """Folder runs: the items' arrays wait in the intermediate store (host memory up to its cap, then the
+    spill folder) between prepare and finish, so a large folder does not hold every decoded image."""
+
+    FIELDS = ("pixels", "hole", "image", "mask")
+
+    def __init__(self, store: IntermediateStore):
+        self.store = store
+
+    @staticmethod
+    def _key(k: int, name: str) -> str:
+        return f"stash\x00{k}\x00{name}"
+
+    def put(self, k: int, item: WorkItem) -> WorkItem:
+        for name in self.FIELDS:
+            self.store.put(self._key(k, name), getattr(item, name))
+            setattr(item, name, None)
+        if item.source.data is not None:
+            self.store.put(self._key(k, "data"), np.frombuffer(item.source.data, np.uint8))
+            item.source.data = None
+        return item
+
+    def inputs(self, k: int, item: WorkItem) -> tuple[np.ndarray, np.ndarray]:
+        return self.store.get(self._key(k, "image")), self.store.get(self._key(k, "mask"))
+
+    def put_result(self, k: int, item: WorkItem, out: np.ndarray) -> None:
+        self.store.put(self._key(k, "result"), out)
+        for name in ("image", "mask"):
+            self.store.drop(self._key(k, name))
+
+    def take(self, k: int, item: WorkItem) -> WorkItem:
+        """The item with its arrays back, ready to finish."""
+        for name in ("pixels", "hole", "result"):
+            setattr(item, name, self.store.get(self._key(k, name)))
+        if self._key(k, "data") in self.store:
+            item.source.data = self.store.get(self._key(k, "data")).tobytes()
+        return item
+
+    def drop(self, k: int, item: WorkItem) -> None:
+        for name in (*self.FIELDS, "data", "result"):
+            self.store.drop(self._key(k, name))
+        item.pixels = item.hole = item.result = None
+        item.source.data = None
 
 
 def stderr_log(msg: str) -> None:

@@ -1,7 +1,8 @@
 """``trt-inpaint IMG MASK [-o OUT]`` and ``trt-inpaint --images DIR --masks DIR|FILE -o DIR``.
 
 Exit codes: 0 all written; 1 some files failed (folder mode); otherwise the code of the error
-(``trt_inpaint.errors``): 2 bad input, 4 engines, 5 backend unavailable, 6 memory budget.
+(``trt_inpaint.errors``): 2 bad input, 3 checkpoint, 4 engines, 5 backend unavailable, 6 memory budget.
+An engine, backend or budget error raised while the stages run keeps its code in folder mode too.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".tif", ".tiff", ".bmp"}
@@ -16,6 +18,8 @@ SOME_FAILED = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from trt_inpaint.runtime.cli_args import add_engine_args, add_item_args
+
     p = argparse.ArgumentParser(
         prog="trt-inpaint",
         description="Inpaint images with the LaMa + MAT ensemble, stage by stage within a memory budget.",
@@ -25,31 +29,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, help="output file (default IMG_inpainted.EXT) or folder")
     p.add_argument("--images", type=Path, help="folder of images (folder mode)")
     p.add_argument("--masks", type=Path, help="folder of masks matched by file stem, or one mask for all")
-    p.add_argument("--engines", type=Path, default=Path("engines"), help="engines folder (default: engines)")
-    p.add_argument(
-        "--backend", default="auto", choices=["auto", "tensorrt", "ort-cuda", "ort-cpu", "torch"],
-        help="auto picks the fastest that works here and says which",
-    )  # fmt: skip
-    p.add_argument("--precision", choices=["fp32", "fp16"], help="engine precision (default: per backend)")
-    p.add_argument("--memory-budget", default="16GiB", help="memory for resident stages (default 16GiB)")
-    p.add_argument(
-        "--host-cache", default="2GiB", help="host memory for intermediates before spilling to disk"
-    )
-    p.add_argument("--models", default="ensemble", choices=["ensemble", "lama", "mat"])
-    p.add_argument("--seed", type=int, default=240, help="seed of MAT's random inputs (default 240)")
-    p.add_argument("--hd-strategy", default="crop", choices=["crop", "resize", "original"])
-    p.add_argument("--hd-crop-margin", type=int, default=128, help="pixels around the mask (crop strategy)")
-    p.add_argument(
-        "--resize-mask", action="store_true", help="resize a mask whose size differs from the image"
-    )
-    p.add_argument("--threads", type=int, help="ONNX Runtime CPU threads")
-    p.add_argument(
-        "--no-footprint-cache", action="store_true",
-        help="ignore footprints measured in earlier runs ($TRT_INPAINT_CACHE_DIR or ~/.cache/trt-inpaint)",
-    )  # fmt: skip
+    add_engine_args(p)
+    add_item_args(p)
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def exit_code(results) -> int:
+    """0 when nothing failed; else the code of the first failure that is not about one input file (an
+    engine, backend or budget problem: 3-6), else 1 (some files failed)."""
+    from trt_inpaint.errors import InputError
+
+    errors = [r.error for r in results if r.error is not None]
+    if not errors:
+        return 0
+    run_level = [e for e in errors if not isinstance(e, InputError)]
+    return run_level[0].exit_code if run_level else SOME_FAILED
 
 
 def _folder_pairs(images: Path, masks: Path, out: Path) -> list[tuple[Path, Path | None, Path]]:
@@ -76,7 +72,7 @@ def _folder_pairs(images: Path, masks: Path, out: Path) -> list[tuple[Path, Path
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from trt_inpaint.runtime.api import Inpainter, stderr_log
-    from trt_inpaint.runtime.footprints import default_cache_path
+    from trt_inpaint.runtime.cli_args import options_from_args
 
     folder = args.images is not None or args.masks is not None
     if folder:
@@ -91,13 +87,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             out = out / args.image.name
         pairs = [(args.image, args.mask, out)]
     quiet = args.json
-    inp = Inpainter(
-        engines=args.engines, backend=args.backend, memory_budget=args.memory_budget, models=args.models,
-        seed=args.seed, hd_strategy=args.hd_strategy, crop_margin=args.hd_crop_margin,
-        precision=args.precision, host_cache=args.host_cache, resize_mask=args.resize_mask,
-        threads=args.threads, log=None if quiet else stderr_log,
-        footprint_cache=None if args.no_footprint_cache else default_cache_path(),
-    )  # fmt: skip
+    inp = Inpainter(options_from_args(args), log=None if quiet else stderr_log)
     bar = None
     try:
         if folder and not args.no_progress and not quiet:
@@ -119,41 +109,55 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             bar.close()
         inp.close()
     stats = inp.stats()
-    ok = sum(r.status == "ok" for r in report.results)
-    unchanged = sum(r.status == "unchanged" for r in report.results)
+    count = Counter(r.status for r in report.results)
     failed = report.failed
     if args.json:
         summary = {
             **stats,
             "images": len(report.results),
-            "written": ok,
-            "unchanged": unchanged,
+            "written": count["ok"],
+            "unchanged": count["unchanged"],
             "failed": len(failed),
             "seconds": round(report.seconds, 3),
             "stage_seconds": {k: round(v, 3) for k, v in report.stage_seconds.items()},
             "results": [r.as_dict() for r in report.results],
         }
         print(json.dumps(summary, indent=2))
-    for r in failed:
-        print(f"trt-inpaint: error: {r.error}", file=sys.stderr)
+    _print_failures(failed)
+    if not quiet:
+        for r in report.results:
+            if r.note:
+                stderr_log(f"{r.output}: {r.note}")
     if not folder:
-        if failed:
-            return failed[0].exit_code or 1
-        if not quiet:
-            stderr_log(
-                f"wrote {report.results[0].output} ({report.results[0].status}, {report.seconds:.1f} s)"
-            )
-        return 0
+        if not failed and not quiet:
+            r = report.results[0]
+            stderr_log(f"wrote {r.output} ({r.status}, {report.seconds:.1f} s)")
+        return failed[0].exit_code if failed else 0
     if not quiet:
         from trt_inpaint.runtime.units import format_bytes
 
         stderr_log(
-            f"{ok} written, {unchanged} unchanged (empty mask), {len(failed)} failed "
+            f"{count['ok']} written, {count['unchanged']} unchanged (empty mask), {len(failed)} failed "
             f"of {len(report.results)} "
             f"in {report.seconds:.1f} s; loads {sum(stats['loads'].values())}, swaps {stats['swaps']}, "
             f"peak {format_bytes(stats['peak_pool_bytes'])} of budget {format_bytes(stats['budget_bytes'])}"
         )
-    return SOME_FAILED if failed else 0
+    return exit_code(report.results)
+
+
+def _print_failures(failed) -> None:
+    """One line per bad input file; an error that is not about the file itself (engine, backend, budget)
+    once, with the number of files it stopped."""
+    from trt_inpaint.errors import InputError
+
+    shared: Counter = Counter()
+    for r in failed:
+        if isinstance(r.error, InputError):
+            print(f"trt-inpaint: error: {r.error}", file=sys.stderr)
+        else:
+            shared[str(r.error)] += 1
+    for text, n in shared.items():
+        print(f"trt-inpaint: error: {text}" + (f" ({n} files)" if n > 1 else ""), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,8 +35,8 @@ class HdStrategy(str, enum.Enum):
 
 @dataclass(frozen=True)
 class HdConfig:
-    strategy: HdStrategy = HdStrategy.CROP
-    crop_margin: int = 128  # IOPaint's default hd_strategy_crop_margin
+    strategy: HdStrategy
+    crop_margin: int  # pixels around the mask's box (the default lives in runtime.options)
     work_size: int = WORK_SIZE
 
 

@@ -24,15 +24,19 @@ _LOSSY_8BIT = {".jpg", ".jpeg", ".jpe", ".webp"}
 
 @dataclass
 class ImageFile:
-    """A decoded image: pixels upright (EXIF applied), RGB(A) order, and the file's suffix."""
+    """A decoded image: pixels upright (EXIF applied), RGB(A) order, the file's suffix, bytes and the
+    EXIF orientation that was applied."""
 
     pixels: np.ndarray
     suffix: str
     path: Path
+    data: bytes = b""
+    orientation: int = 1
 
 
-def _decode(path: Path, what: str) -> np.ndarray:
-    """Bytes -> array (upright, RGB order). One-line InputError for every way a file can be bad."""
+def _decode(path: Path, what: str) -> tuple[np.ndarray, bytes, int]:
+    """Bytes -> (array upright in RGB order, the bytes, the EXIF orientation applied). One-line InputError
+    for every way a file can be bad."""
     if not path.exists():
         raise InputError(f"{what} not found", path)
     if path.is_dir():
@@ -48,8 +52,8 @@ def _decode(path: Path, what: str) -> np.ndarray:
         raise InputError(f"{what} is not an image OpenCV can decode (PNG, JPEG, WebP, TIFF, ...)", path)
     if pixels.size == 0 or min(pixels.shape[:2]) == 0:
         raise InputError(f"{what} has zero size {pixels.shape}", path)
-    pixels = exif.apply_orientation(pixels, exif.orientation(data))
-    return bgr_to_rgb(pixels)
+    turn = exif.orientation(data)
+    return bgr_to_rgb(exif.apply_orientation(pixels, turn)), data, turn
 
 
 def bgr_to_rgb(a: np.ndarray) -> np.ndarray:
@@ -75,13 +79,13 @@ def check_image(pixels: np.ndarray, path: Path | None = None) -> np.ndarray:
 
 def read_image(path: str | Path) -> ImageFile:
     path = Path(path)
-    pixels = check_image(_decode(path, "image"), path)
-    return ImageFile(pixels, path.suffix.lower(), path)
+    pixels, data, turn = _decode(path, "image")
+    return ImageFile(check_image(pixels, path), path.suffix.lower(), path, data, turn)
 
 
 def read_mask(path: str | Path) -> np.ndarray:
     path = Path(path)
-    return _decode(path, "mask")
+    return _decode(path, "mask")[0]
 
 
 def threshold_mask(mask: np.ndarray, path: Path | None = None) -> np.ndarray:
@@ -174,7 +178,19 @@ def composite(original: np.ndarray, result: np.ndarray, geo: hd.Geometry, hole: 
     return out
 
 
-def _encode(pixels: np.ndarray, suffix: str, path: Path) -> bytes:
+JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe")
+
+
+def same_format(a: str, b: str) -> bool:
+    """Whether two suffixes name the same file format (".jpg" and ".JPEG" do)."""
+    a, b = a.lower(), b.lower()
+    return a == b or (a in JPEG_SUFFIXES and b in JPEG_SUFFIXES) or {a, b} == {".tif", ".tiff"}
+
+
+def encode(pixels: np.ndarray, suffix: str, path: Path | None = None) -> bytes:
+    """``pixels`` (RGB(A)) encoded as ``suffix``: JPEG at quality 95, WebP lossless, PNG/TIFF keep 16 bits.
+    ``path`` only names the output in errors."""
+    suffix = suffix.lower()
     a = pixels
     if suffix in _LOSSY_8BIT and a.dtype != np.uint8:
         a = np.rint(a.astype(np.float32) / _scale(a.dtype) * 255.0).astype(np.uint8)
@@ -182,7 +198,7 @@ def _encode(pixels: np.ndarray, suffix: str, path: Path) -> bytes:
         a = np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
     a = bgr_to_rgb(a)
     params: list[int] = []
-    if suffix in (".jpg", ".jpeg", ".jpe"):
+    if suffix in JPEG_SUFFIXES:
         params = [cv2.IMWRITE_JPEG_QUALITY, 95]
     elif suffix == ".webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, 101]  # above 100: lossless
@@ -223,16 +239,19 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         raise
 
 
-def write_image(path: str | Path, pixels: np.ndarray, suffix: str | None = None) -> None:
-    """Encode ``pixels`` (RGB(A)) in the format of ``suffix`` (default: the path's); write atomically.
-
-    JPEG is written at quality 95, WebP lossless; PNG and TIFF keep 16 bits.
-    """
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write an encoded output atomically; InputError naming the file when its folder is missing or the
+    write fails."""
     path = Path(path)
     if not path.parent.is_dir():
         raise InputError("output folder does not exist", path.parent)
-    data = _encode(pixels, (suffix or path.suffix).lower(), path)
     try:
         write_atomic(path, data)
     except OSError as e:
         raise InputError(f"cannot write output: {e.strerror or e}", path) from e
+
+
+def write_image(path: str | Path, pixels: np.ndarray, suffix: str | None = None) -> None:
+    """Encode ``pixels`` (RGB(A)) in the format of ``suffix`` (default: the path's); write atomically."""
+    path = Path(path)
+    write_bytes(path, encode(pixels, suffix or path.suffix, path))

@@ -1,102 +1,145 @@
-"""Stage-major execution of ``spec.PIPELINES`` over many images: every image through one stage, then the next.
+"""Stage-major execution of work items: every item through one stage, then the next.
 
-A folder of N images costs one load per stage, not N. Each image runs alone (batch 1), so its result does
-not depend on the others. Intermediates live in an ``IntermediateStore`` and are dropped after their last
-consumer. MAT's random inputs come from ``spec.random_feeds(stage, 1, seed)``: the same for every image.
+Items may ask for different pipelines (``spec.PIPELINES``) and seeds; stages run in the order of
+``spec.STAGES``, each loaded once per call for all the items that need it, so N images cost one load per
+stage, not N. Each image runs alone (batch 1), so its result does not depend on the others. Intermediates
+live in an ``IntermediateStore`` and are dropped after their last consumer. MAT's random inputs come from
+``spec.random_feeds(stage, 1, item.seed)``.
+
+Errors keep their type: a stage that cannot be loaded (``EngineError``, ``BudgetError``, ...) fails every
+item that needs it with that error; an error while one item runs fails that item only. Other items go on.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from trt_inpaint.errors import InputError, TrtInpaintError
-from trt_inpaint.export.spec import PIPELINES, Pipeline, Role, Stage, random_feeds, spec
+from trt_inpaint.export.spec import (
+    PIPELINES,
+    STAGES,
+    WORKING_INPUTS,
+    Role,
+    Stage,
+    StageCall,
+    random_feeds,
+    spec,
+)
 from trt_inpaint.runtime.pool import EnginePool
 from trt_inpaint.runtime.store import IntermediateStore
+from trt_inpaint.runtime.workitem import WorkItem
 
 Progress = Callable[[str, int], None]  # (phase description, items done since the last call)
-
-
-def _key(item: str, source: str) -> str:
-    return f"{item}\x00{source}"
-
-
-def put_inputs(store: IntermediateStore, item: str, image: np.ndarray, mask: np.ndarray) -> None:
-    """Working inputs of one image: image (1, 3, H, W) and mask (1, 1, H, W), float32."""
-    store.put(_key(item, "image"), image)
-    store.put(_key(item, "mask"), mask)
-
-
-def output_key(pipeline: Pipeline, item: str) -> str:
-    return _key(item, PIPELINES[Pipeline(pipeline)][-1].stage.value)
+# where an item's working inputs are: (image, mask); default: the item's own fields
+Inputs = Callable[[int, WorkItem], tuple[np.ndarray, np.ndarray]]
+# what to do with an item's final output (default: item.result = output)
+Sink = Callable[[int, WorkItem, np.ndarray], None]
 
 
 @dataclass
 class RunReport:
     stage_seconds: dict[Stage, float] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)  # item -> one-line error
 
 
-def _last_uses(pipeline: Pipeline) -> dict[str, int]:
-    last: dict[str, int] = {}
-    for i, call in enumerate(PIPELINES[pipeline]):
+def _own_inputs(i: int, item: WorkItem) -> tuple[np.ndarray, np.ndarray]:
+    return item.image, item.mask
+
+
+def _set_result(i: int, item: WorkItem, out: np.ndarray) -> None:
+    item.result = out
+
+
+def _key(i: int, source: str) -> str:
+    return f"{i}\x00{source}"
+
+
+def _calls(item: WorkItem) -> dict[Stage, StageCall]:
+    return {c.stage: c for c in PIPELINES[item.pipeline]}
+
+
+def _last_uses(item: WorkItem) -> dict[str, Stage]:
+    """Each source (image, mask, stage name) -> the last stage of the item's pipeline that reads it."""
+    last: dict[str, Stage] = {}
+    for call in PIPELINES[item.pipeline]:
         for src in call.feeds.values():
-            last[src] = i
+            last[src] = call.stage
     return last
 
 
-def run_stage_major(
-    pool: EnginePool,
-    pipeline: Pipeline,
-    items: list[str],
-    store: IntermediateStore,
-    seed: int,
-    progress: Progress | None = None,
-) -> RunReport:
-    """Run every call of the pipeline over ``items`` (inputs already in ``store``), stage by stage.
+def _fail(item: WorkItem, i: int, error: TrtInpaintError, store: IntermediateStore) -> None:
+    item.error = error
+    for stage in STAGES:
+        store.drop(_key(i, stage.value))
 
-    Afterwards ``store`` holds ``output_key(pipeline, item)`` for each item that did not fail. A stage error
-    for one item (an engine rejecting its size, ...) fails that item only; a pool error stops everything.
+
+def run_items(
+    pool: EnginePool,
+    items: Sequence[WorkItem],
+    store: IntermediateStore,
+    progress: Progress | None = None,
+    inputs: Inputs = _own_inputs,
+    sink: Sink = _set_result,
+) -> RunReport:
+    """Run every pending item through its pipeline, stage-major; fill ``result`` (via ``sink``) or ``error``.
+
+    ``store`` holds the intermediates (it may spill to disk); it is empty of this call's keys afterwards.
     """
-    pipeline = Pipeline(pipeline)
-    calls = PIPELINES[pipeline]
-    last = _last_uses(pipeline)
     report = RunReport()
-    alive = list(items)
-    for i, call in enumerate(calls):
-        s = spec(call.stage)
-        if not alive:
-            break
-        runner = pool.acquire(call.stage)
-        noise = random_feeds(call.stage, 1, seed)
+    alive = {i: it for i, it in enumerate(items) if it.pending}
+    calls = {i: _calls(it) for i, it in alive.items()}
+    last = {i: _last_uses(it) for i, it in alive.items()}
+    for stage in STAGES:
+        users = [i for i in alive if stage in calls[i]]
+        if not users:
+            continue
+        try:
+            runner = pool.acquire(stage)
+        except TrtInpaintError as e:  # this stage cannot be loaded: every item that needs it fails
+            for i in users:
+                _fail(alive.pop(i), i, e, store)
+            continue
+        s = spec(stage)
+        noise: dict[int, dict[str, np.ndarray]] = {}
         start = time.perf_counter()
-        for item in list(alive):
+        for i in users:
+            item, call = alive[i], calls[i][stage]
+            t0 = time.perf_counter()
             try:
-                feeds = dict(noise)
+                if item.seed not in noise:
+                    noise[item.seed] = random_feeds(stage, 1, item.seed)
+                feeds = dict(noise[item.seed])
                 for t in s.inputs:
                     if t.role is not Role.NOISE:
-                        feeds[t.name] = store.get(_key(item, call.feeds[t.name]))
+                        src = call.feeds[t.name]
+                        if src in WORKING_INPUTS:
+                            feeds[t.name] = inputs(i, item)[WORKING_INPUTS.index(src)]
+                        else:
+                            feeds[t.name] = store.get(_key(i, src))
                 h, w = feeds[s.inputs[0].name].shape[-2:]
                 try:
                     s.check_size(int(h), int(w))
                 except ValueError as e:
-                    raise InputError(str(e)) from None
+                    raise InputError(str(e), item.name) from None
                 out = runner.run(feeds)[s.output_names[0]]
-                store.put(_key(item, s.name), out)
             except TrtInpaintError as e:
-                report.failures[item] = str(e)
-                alive.remove(item)
-                for src in ("image", "mask", *(c.stage.value for c in calls[: i + 1])):
-                    store.drop(_key(item, src))
+                _fail(alive.pop(i), i, e, store)
                 continue
-            for src, j in last.items():
-                if j == i:
-                    store.drop(_key(item, src))
+            item.stage_seconds[stage.value] = time.perf_counter() - t0
+            if stage is PIPELINES[item.pipeline][-1].stage:
+                sink(i, item, out)
+                for st in calls[i]:
+                    store.drop(_key(i, st.value))
+                del alive[i]
+            else:
+                store.put(_key(i, stage.value), out)
+                for src, user in last[i].items():
+                    if user is stage:
+                        store.drop(_key(i, src))
             if progress:
-                progress(f"{s.name}", 1)
-        report.stage_seconds[call.stage] = time.perf_counter() - start
+                progress(stage.value, 1)
+        report.stage_seconds[stage] = time.perf_counter() - start
     return report

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from trt_inpaint.errors import InputError
 from trt_inpaint.export.spec import MANIFEST_NAME, Pipeline, pipeline_stages
+from trt_inpaint.runtime.options import InpaintOptions
 from trt_inpaint.training.data import OUTPUTS_DIR, Index
 
 SOURCE_NAME = "source.json"
@@ -24,10 +25,7 @@ SOURCE_NAME = "source.json"
 
 @dataclass(frozen=True)
 class RunOptions:
-    engines: Path
-    backend: str = "auto"
-    memory_budget: str = "16GiB"
-    seed: int = 240  # the runtime's default (IOPaint's MAT seed)
+    inpaint: InpaintOptions  # engines, backend, budget, seed, ... (``models`` is set per run)
     chunk: int = 64  # images handed to the runtime at once (stage-major within, engines stay loaded across)
     overwrite: bool = False
     progress: bool = True
@@ -85,7 +83,7 @@ def run_outputs(
 
     pipeline = Pipeline(pipeline)
     folder = index.root / OUTPUTS_DIR / pipeline.value
-    fp = weights_fingerprint(opts.engines, pipeline)
+    fp = weights_fingerprint(opts.inpaint.engines, pipeline)
     _check_source(folder, fp, opts.overwrite)
     todo, summary = [], RunSummary(pipeline.value)
     for s in mask_sets:
@@ -98,14 +96,7 @@ def run_outputs(
     if not todo:
         log(f"{pipeline.value}: all {summary.skipped} outputs present")
         return summary
-    inp = Inpainter(
-        engines=opts.engines,
-        backend=opts.backend,
-        memory_budget=opts.memory_budget,
-        models=pipeline,
-        seed=opts.seed,
-        log=lambda m: log(f"{pipeline.value}: {m}"),
-    )
+    inp = Inpainter(opts.inpaint, models=pipeline, log=lambda m: log(f"{pipeline.value}: {m}"))
     try:
         summary.backend = inp.selection.backend.value
         folder.mkdir(parents=True, exist_ok=True)
@@ -115,8 +106,8 @@ def run_outputs(
                     "weights": fp,
                     "backend": summary.backend,
                     "precision": inp.selection.precision.value,
-                    "seed": opts.seed,
-                    "engines": str(Path(opts.engines).resolve()),
+                    "seed": opts.inpaint.seed,
+                    "engines": str(Path(opts.inpaint.engines).resolve()),
                 },
                 indent=1,
             )

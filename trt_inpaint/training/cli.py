@@ -83,30 +83,23 @@ def prepare_data_main(argv: list[str] | None = None) -> int:
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engines", type=Path, default=Path("engines"), help="folder made by export-engines")
-    p.add_argument("--backend", default="auto", help="auto|tensorrt|ort-cuda|ort-cpu|torch (default auto)")
-    p.add_argument("--memory-budget", default="16GiB")
+    from trt_inpaint.runtime.cli_args import add_engine_args, add_seed_arg
+
+    add_engine_args(p)
+    add_seed_arg(p)
     p.add_argument("--masks", default=None, help="mask sets to run (default: every prepared set)")
-    p.add_argument("--seed", type=int, default=240, help="MAT's noise seed (default 240, as IOPaint)")
     p.add_argument("--chunk", type=int, default=64, help="images handed to the runtime at once")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
     p.add_argument("--no-progress", action="store_true")
 
 
 def _run_options(a):
+    from trt_inpaint.runtime.cli_args import options_from_args
     from trt_inpaint.training.cache import RunOptions
 
     if a.chunk < 1:
         raise InputError("--chunk must be >= 1")
-    return RunOptions(
-        engines=a.engines,
-        backend=a.backend,
-        memory_budget=a.memory_budget,
-        seed=a.seed,
-        chunk=a.chunk,
-        overwrite=a.overwrite,
-        progress=not a.no_progress,
-    )
+    return RunOptions(options_from_args(a), chunk=a.chunk, overwrite=a.overwrite, progress=not a.no_progress)
 
 
 def cache_outputs_main(argv: list[str] | None = None) -> int:

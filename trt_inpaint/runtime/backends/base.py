@@ -12,6 +12,8 @@ import enum
 
 import numpy as np
 
+from trt_inpaint.errors import BudgetError, EngineError, TrtInpaintError
+
 
 class Backend(str, enum.Enum):
     AUTO = "auto"
@@ -55,9 +57,19 @@ class Runner(abc.ABC):
             self._loaded = False
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs by name. The runner must be loaded (by the pool, or ``with runner:``): it never loads
+        behind the pool's back. A failure inside the backend becomes an ``EngineError`` naming the stage."""
         if not self._loaded:
-            self.load()
-        return self._run(feeds)
+            raise RuntimeError(f"runner {self.name} is not loaded: acquire it from the pool or use `with`")
+        try:
+            return self._run(feeds)
+        except TrtInpaintError:
+            raise
+        except MemoryError as e:
+            raise BudgetError(f"stage {self.name}: out of memory while running ({self.backend})") from e
+        except Exception as e:  # the backend's own exception types (onnxruntime, TensorRT, torch)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise EngineError(f"stage {self.name} failed on {self.backend}: {first}") from e
 
     def __enter__(self) -> Runner:
         self.load()

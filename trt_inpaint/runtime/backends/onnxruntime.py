@@ -97,6 +97,7 @@ class OrtRunner(Runner):
             session = ort.InferenceSession(str(self.path), so, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first.replace(f"from {self.path} ", "").replace(str(self.path), "the file")
             raise EngineError(
                 f"cannot load the ONNX model (corrupt or not ONNX): {first[:300]}", self.path
             ) from e
