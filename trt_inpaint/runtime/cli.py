@@ -70,45 +70,60 @@ def _folder_pairs(images: Path, masks: Path, out: Path) -> list[tuple[Path, Path
     return [(f, by_stem.get(f.stem), out / f.name) for f in files]
 
 
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from trt_inpaint.runtime.api import Inpainter, stderr_log
-    from trt_inpaint.runtime.cli_args import options_from_args
-
+def pairs_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[list, bool]:
+    """The (image, mask, output) triples the flags ask for, and whether this is a folder run."""
     folder = args.images is not None or args.masks is not None
     if folder:
         if args.image or args.mask or args.images is None or args.masks is None or args.output is None:
             parser.error("folder mode takes --images DIR --masks DIR|FILE -o DIR (and no positional files)")
-        pairs = _folder_pairs(args.images, args.masks, args.output)
-    else:
-        if args.image is None or args.mask is None:
-            parser.error("give IMG MASK, or --images DIR --masks DIR -o DIR")
-        out = args.output or args.image.with_name(f"{args.image.stem}_inpainted{args.image.suffix}")
-        if out.is_dir():
-            out = out / args.image.name
-        pairs = [(args.image, args.mask, out)]
+        return _folder_pairs(args.images, args.masks, args.output), True
+    if args.image is None or args.mask is None:
+        parser.error("give IMG MASK, or --images DIR --masks DIR -o DIR")
+    out = args.output or args.image.with_name(f"{args.image.stem}_inpainted{args.image.suffix}")
+    if out.is_dir():
+        out = out / args.image.name
+    return [(args.image, args.mask, out)], False
+
+
+def progress_bar(total: int, enabled: bool):
+    """(progress callback, bar to close) for tqdm on stderr; (None, None) when disabled."""
+    if not enabled:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="step", desc="read", file=sys.stderr)
+
+    def progress(phase: str, k: int) -> None:
+        if bar.desc != phase:
+            bar.set_description(phase, refresh=False)
+        bar.update(k)
+
+    return progress, bar
+
+
+def run_embedded(args: argparse.Namespace, pairs: list, folder: bool):
+    """Run in this process: (Report, the Inpainter's stats)."""
+    from trt_inpaint.runtime.api import Inpainter, stderr_log
+    from trt_inpaint.runtime.cli_args import options_from_args
+
     quiet = args.json
     inp = Inpainter(options_from_args(args), log=None if quiet else stderr_log)
-    bar = None
+    steps = len(pairs) * (len(inp.stages) + 2)
+    progress, bar = progress_bar(steps, folder and not args.no_progress and not quiet)
     try:
-        if folder and not args.no_progress and not quiet:
-            from tqdm import tqdm
-
-            n = len(pairs)
-            bar = tqdm(total=n * (len(inp.stages) + 2), unit="step", desc="read", file=sys.stderr)
-
-            def progress(phase: str, k: int) -> None:
-                if bar.desc != phase:
-                    bar.set_description(phase, refresh=False)
-                bar.update(k)
-
-        else:
-            progress = None
         report = inp.inpaint_files(pairs, progress)
     finally:
         if bar is not None:
             bar.close()
         inp.close()
-    stats = inp.stats()
+    return report, inp.stats()
+
+
+def finish_run(args: argparse.Namespace, folder: bool, report, stats: dict) -> int:
+    """Print the summary (--json on stdout, else lines on stderr) and return the exit code."""
+    from trt_inpaint.runtime.api import stderr_log
+
+    quiet = args.json
     count = Counter(r.status for r in report.results)
     failed = report.failed
     if args.json:
@@ -117,6 +132,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "images": len(report.results),
             "written": count["ok"],
             "unchanged": count["unchanged"],
+            "skipped": count["skipped"],
             "failed": len(failed),
             "seconds": round(report.seconds, 3),
             "stage_seconds": {k: round(v, 3) for k, v in report.stage_seconds.items()},
@@ -136,13 +152,20 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not quiet:
         from trt_inpaint.runtime.units import format_bytes
 
+        skipped = f", {count['skipped']} skipped (output present)" if count["skipped"] else ""
         stderr_log(
-            f"{count['ok']} written, {count['unchanged']} unchanged (empty mask), {len(failed)} failed "
-            f"of {len(report.results)} "
+            f"{count['ok']} written, {count['unchanged']} unchanged (empty mask){skipped}, "
+            f"{len(failed)} failed of {len(report.results)} "
             f"in {report.seconds:.1f} s; loads {sum(stats['loads'].values())}, swaps {stats['swaps']}, "
             f"peak {format_bytes(stats['peak_pool_bytes'])} of budget {format_bytes(stats['budget_bytes'])}"
         )
     return exit_code(report.results)
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    pairs, folder = pairs_from_args(args, parser)
+    report, stats = run_embedded(args, pairs, folder)
+    return finish_run(args, folder, report, stats)
 
 
 def _print_failures(failed) -> None:
