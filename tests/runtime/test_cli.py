@@ -200,3 +200,30 @@ def test_flag_defaults_are_the_options_defaults():
     from trt_inpaint.runtime.backends.base import Backend
 
     assert backend.choices == [b.value for b in Backend]
+
+
+def test_sixteen_bit_and_rgba_files_end_to_end(engines, tmp_path):
+    """Through the CLI and real files: a 16-bit RGB PNG stays 16-bit with a 16-bit hole, an RGBA PNG keeps
+    its alpha, and every pixel outside the mask is the input's."""
+    img, mask = sample_pairs()[0]
+    bgr = cv2.imread(str(img), cv2.IMREAD_COLOR)
+    images, out = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    deep = bgr.astype(np.uint16) * 257 + np.arange(bgr.shape[1], dtype=np.uint16)[None, :, None] % 200
+    cv2.imwrite(str(images / "deep.png"), deep)
+    alpha = np.tile(np.linspace(0, 255, bgr.shape[1], dtype=np.uint8), (bgr.shape[0], 1))[..., None]
+    cv2.imwrite(str(images / "rgba.png"), np.concatenate([bgr, alpha], axis=2))
+    rc = main(["--images", str(images), "--masks", str(mask), "-o", str(out), "--engines", str(engines),
+               "--no-progress"])  # fmt: skip
+    assert rc == 0
+    hole = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 127
+    for name in ("deep.png", "rgba.png"):
+        src = cv2.imread(str(images / name), cv2.IMREAD_UNCHANGED)
+        res = cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED)
+        assert res.dtype == src.dtype and res.shape == src.shape, name
+        assert np.array_equal(res[~hole], src[~hole]), name
+        assert (res[hole][:, :3] != src[hole][:, :3]).any(axis=1).mean() > 0.5, name
+    res = cv2.imread(str(out / "deep.png"), cv2.IMREAD_UNCHANGED)
+    assert (res[hole] % 257 != 0).mean() > 0.9, "the hole was computed in 8 bits"
+    res = cv2.imread(str(out / "rgba.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(res[..., 3], alpha[..., 0]), "alpha changed"

@@ -67,3 +67,23 @@ def test_importing_the_runtime_is_light():
         "assert not heavy, heavy"
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_tensorrt_path_does_not_import_torch(tmp_path, engines):
+    """What a CPU machine can show of the TensorRT path: choosing it (the GPU check says no GPU: exit 5),
+    importing its runner module and tensorrt_rtx, and making a runner. Running an engine needs a GPU."""
+    code = BLOCK_TORCH + _code(tmp_path, engines, "tensorrt").replace(
+        "assert rc == 0, rc", "assert rc == 5, rc"
+    )
+    code = code.replace('assert "onnxruntime" in sys.modules, "the run did not use ONNX Runtime"', "")
+    code = code.replace(
+        'bad = sorted(m for m in ("torch", "tensorrt", "tensorrt_rtx") if m in sys.modules)',
+        "import tensorrt_rtx\n"
+        "from trt_inpaint.runtime.backends.tensorrt import TrtRunner\n"
+        "from trt_inpaint.export.spec import Stage\n"
+        "TrtRunner(Stage.LAMA, 'lama.fp16.engine', module='tensorrt_rtx')\n"
+        'bad = sorted(m for m in ("torch",) if m in sys.modules)',
+    )
+    proc = _run(code)
+    assert proc.returncode == 0 and "NO-TORCH-OK" in proc.stdout, proc.stderr[-2000:]
+    assert "backend tensorrt cannot run" in proc.stderr
