@@ -9,4 +9,12 @@ def __getattr__(name: str):
         from trt_inpaint.runtime.api import Inpainter
 
         return Inpainter
+    if name == "InpaintOptions":
+        from trt_inpaint.runtime.options import InpaintOptions
+
+        return InpaintOptions
+    if name == "WorkItem":
+        from trt_inpaint.runtime.workitem import WorkItem
+
+        return WorkItem
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
