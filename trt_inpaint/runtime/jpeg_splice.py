@@ -65,7 +65,8 @@ def _why_not(header: Header) -> str | None:
     if header.precision != 8:
         return f"{header.precision}-bit JPEG"
     if len(header.components) not in (1, 3):
-        return f"{len(header.components)}-component (CMYK or YCCK) JPEG"
+        n = len(header.components)
+        return f"{n}-component {'(CMYK or YCCK) ' if n == 4 else ''}JPEG"
     hmax = max(h for h, _ in header.sampling)
     vmax = max(v for _, v in header.sampling)
     if any(hmax % h or vmax % v for h, v in header.sampling):
