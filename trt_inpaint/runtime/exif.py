@@ -89,6 +89,9 @@ def orientation(data: bytes) -> int:
     return 1
 
 
+_INVERSE = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}  # the orientation whose transform undoes each
+
+
 def apply_orientation(image: np.ndarray, value: int) -> np.ndarray:
     """Pixels as displayed for EXIF orientation ``value`` (HxW or HxWxC)."""
     ops = {
@@ -102,3 +105,8 @@ def apply_orientation(image: np.ndarray, value: int) -> np.ndarray:
         8: lambda a: a.swapaxes(0, 1)[::-1],
     }
     return np.ascontiguousarray(ops.get(value, ops[1])(image))
+
+
+def undo_orientation(image: np.ndarray, value: int) -> np.ndarray:
+    """Upright pixels back to the layout stored in a file with EXIF orientation ``value``."""
+    return apply_orientation(image, _INVERSE.get(value, 1))
