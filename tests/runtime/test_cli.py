@@ -227,3 +227,19 @@ def test_sixteen_bit_and_rgba_files_end_to_end(engines, tmp_path):
     assert (res[hole] % 257 != 0).mean() > 0.9, "the hole was computed in 8 bits"
     res = cv2.imread(str(out / "rgba.png"), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(res[..., 3], alpha[..., 0]), "alpha changed"
+
+
+def test_jpeg_in_jpeg_out_keeps_untouched_blocks(engines, tmp_path):
+    """A JPEG photo through the CLI: outside the touched MCUs and one MCU around them (4:2:0 chroma) the
+    output decodes bit for bit as the input; inside the hole it changed."""
+    from tests.runtime.test_jpeg_splice import _decode, _zone
+
+    img, mask = sample_pairs()[0]
+    assert img.suffix == ".jpg"
+    out = tmp_path / "out.jpg"
+    assert main([str(img), str(mask), "-o", str(out), "--engines", str(engines), "--models", "lama"]) == 0
+    src, res = _decode(img.read_bytes()), _decode(out.read_bytes())
+    hole = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 127
+    outside = ~_zone(hole, (16, 16), 1)
+    assert outside.mean() > 0.3 and np.array_equal(res[outside], src[outside])
+    assert (res[hole] != src[hole]).any(axis=-1).mean() > 0.5

@@ -59,13 +59,10 @@ def encode(item: WorkItem, suffix: str | None = None) -> Encoded:
         return Encoded(src.data, suffix)
     pixels = finish(item)
     if same and suffix in imaging.JPEG_SUFFIXES and src.data:
-        try:  # TEMPORARY until the jpeg_splice branch lands
-            from trt_inpaint.runtime.jpeg_splice import splice_jpeg
-        except ImportError:
-            splice_jpeg = None
-        if splice_jpeg is not None:
-            spliced = splice_jpeg(src.data, pixels, written_region(item))
-            return Encoded(spliced.data, suffix, spliced.note)
+        from trt_inpaint.runtime.jpeg_splice import splice_jpeg
+
+        spliced = splice_jpeg(src.data, pixels, written_region(item))
+        return Encoded(spliced.data, suffix, spliced.note)
     return Encoded(imaging.encode(pixels, suffix, Path(src.name) if src.suffix else None), suffix)
 
 

@@ -188,7 +188,8 @@ def same_format(a: str, b: str) -> bool:
 
 
 def encode(pixels: np.ndarray, suffix: str, path: Path | None = None) -> bytes:
-    """``pixels`` (RGB(A)) encoded as ``suffix``: JPEG at quality 95, WebP lossless, PNG/TIFF keep 16 bits.
+    """``pixels`` (RGB(A)) encoded as ``suffix``: a new JPEG at quality 95 (a JPEG from a JPEG is spliced
+    instead: ``finish.encode``), WebP lossless, PNG/TIFF keep 16 bits.
     ``path`` only names the output in errors."""
     suffix = suffix.lower()
     a = pixels
@@ -199,7 +200,9 @@ def encode(pixels: np.ndarray, suffix: str, path: Path | None = None) -> bytes:
     a = bgr_to_rgb(a)
     params: list[int] = []
     if suffix in JPEG_SUFFIXES:
-        params = [cv2.IMWRITE_JPEG_QUALITY, 95]
+        from trt_inpaint.runtime.jpeg_quality import DEFAULT_QUALITY
+
+        params = [cv2.IMWRITE_JPEG_QUALITY, DEFAULT_QUALITY]
     elif suffix == ".webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, 101]  # above 100: lossless
         if hasattr(cv2, "IMWRITE_WEBP_LOSSLESS_PRESERVE_COLOR"):  # keep colour under alpha 0 (OpenCV >= 4.13)

@@ -12,7 +12,7 @@ import numpy as np
 
 from trt_inpaint.runtime.jpeg_segments import Header, parse_header
 
-DEFAULT_QUALITY = 95  # for a file with no table to estimate from
+DEFAULT_QUALITY = 95  # new JPEG outputs, and a file with no table to estimate from
 
 # The example luminance table of the JPEG standard (ITU T.81 Annex K, table K.1), natural order.
 _LUMA = np.array(
