@@ -98,7 +98,12 @@ def unavailable_reason(b: BenchBackend, engines: Path, stages: tuple[Stage, ...]
     from trt_inpaint.runtime.backends.registry import files_problem, module_problem
     from trt_inpaint.runtime.engines import EngineDir
 
-    problem = module_problem(b.backend)
+    if b.backend is Backend.ORT_CUDA:  # proved by a real CUDA session, in a process of its own
+        from trt_inpaint.runtime.backends.onnxruntime import cuda_problem_isolated
+
+        problem = cuda_problem_isolated()
+    else:
+        problem = module_problem(b.backend)
     if problem:
         return problem
     if b.backend is Backend.TORCH:
@@ -113,6 +118,16 @@ def unavailable_reason(b: BenchBackend, engines: Path, stages: tuple[Stage, ...]
     if b.backend is not Backend.TORCH and not ed.folder.is_dir():
         return f"engines folder {engines} does not exist"
     return files_problem(ed, b.backend, list(stages), b.file_precision)
+
+
+def device_mismatch(b: BenchBackend, providers: list[str]) -> str | None:
+    """Why the ONNX Runtime sessions of row ``b`` did not run where the row says (first providers), or None.
+    A CUDA row whose session fell back to the CPU must never be reported as a CUDA measurement."""
+    if b.backend not in (Backend.ORT_CPU, Backend.ORT_CUDA) or not providers:
+        return None
+    want = "CUDAExecutionProvider" if b.device == "cuda" else "CPUExecutionProvider"
+    wrong = sorted(set(providers) - {want})
+    return f"row {b.key} ran on {', '.join(wrong)}, not {want}" if wrong else None
 
 
 def runner_factory(b: BenchBackend, engines: Path, threads: int | None = None) -> Callable[[Stage], Runner]:

@@ -62,7 +62,7 @@ def batch_runs(batch: int, warmup: int, runs: int) -> tuple[int, int]:
 
 def run_job(job: Job, progress=None) -> dict:
     """All measurements of ``job`` in this process; returns the result dict (JSON-ready)."""
-    from trt_inpaint.bench.backends import BY_KEY, runner_factory
+    from trt_inpaint.bench.backends import BY_KEY, device_mismatch, runner_factory
     from trt_inpaint.bench.measure import bench_pipeline, bench_stage_sizes
     from trt_inpaint.bench.memory import RssSampler, device_memory
     from trt_inpaint.export.spec import Pipeline, Stage
@@ -73,7 +73,13 @@ def run_job(job: Job, progress=None) -> dict:
         import torch
 
         torch.set_num_threads(job.threads)
-    factory = runner_factory(b, Path(job.engines), job.threads)
+    made = runner_factory(b, Path(job.engines), job.threads)
+    runners = []
+
+    def factory(stage):
+        runners.append(made(stage))
+        return runners[-1]
+
     dev = device_memory() if b.device == "cuda" else None
     sampler = RssSampler(interval=job.interval, device=dev).start()
     result: dict = {"backend": b.key, "job": job.to_dict(), "pipeline_runs": [], "scaling": [], "budgets": []}
@@ -113,6 +119,15 @@ def run_job(job: Job, progress=None) -> dict:
             )
     finally:
         sampler.stop()
+    # ONNX Runtime rows: the provider each session really ran on (a CUDA row never reports a CPU run)
+    providers = sorted({r.providers[0] for r in runners if getattr(r, "providers", ())})
+    if providers:
+        result["execution_providers"] = providers
+    mismatch = device_mismatch(b, providers)
+    if mismatch:
+        from trt_inpaint.errors import BackendUnavailable
+
+        raise BackendUnavailable(mismatch)
     result["peak_rss"] = sampler.peak
     result["memory"] = sampler.to_dict(max_points=1500)
     return result
