@@ -1,22 +1,27 @@
 """``export-engines --check``: compare what was built against the fp32 ONNX on the calibration set.
 
-With a GPU and a TensorRT module: each engine (polygraphy's TrtRunner) against the fp32 ONNX in ONNX
-Runtime. Without: the fp16 ONNX in ONNX Runtime CPU, and its fp16 storage simulation, against the fp32
-ONNX (see ``fp16_check.CPU_CAVEAT`` for what a CPU check can and cannot see). One table either way.
+Decided per stage: where the stage has an engine, its TensorRT module imports, the engine was built for
+this GPU and it loads, the engine (run by the runtime's own ``TrtRunner``, the code ``trt-inpaint`` runs)
+against the fp32 ONNX in ONNX Runtime. Otherwise a row says why the engine was not compared, followed by
+the CPU rows: the fp16 ONNX in ONNX Runtime CPU, and its fp16 storage simulation, against the fp32 ONNX
+(see ``fp16_check.CPU_CAVEAT`` for what a CPU check can and cannot see). One table either way.
+
+Each engine is run through its own module (``tensorrt`` or ``tensorrt_rtx``, from the manifest), so a
+folder with engines of both builders is checked in one process; polygraphy's TRT wrapper is not used (it
+picks its module once, from POLYGRAPHY_USE_TENSORRT_RTX at import).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
-import os
-import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from trt_inpaint.errors import TrtInpaintError
 from trt_inpaint.export import spec as S
 from trt_inpaint.export.calibration import CalibrationOptions, CalibrationSet
 from trt_inpaint.export.fp16_check import CPU_CAVEAT, Comparison, compare, simulate
@@ -32,15 +37,43 @@ class CheckRow:
     comparison: Comparison | None  # None: not run (the reason is in ``compared``)
 
 
-def gpu_available() -> bool:
-    """An NVIDIA GPU answers nvidia-smi."""
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return False
-    try:
-        return subprocess.run([smi, "-L"], capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+def gpu_problem() -> str | None:
+    """None when CUDA sees an NVIDIA GPU here (NVML), else why not."""
+    from trt_inpaint.runtime import gpu
+
+    return gpu.gpu_problem()
+
+
+def collect(
+    infer: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], feeds, name: str
+) -> list[np.ndarray]:
+    """Output ``name`` of ``infer`` for every feed, each copied: a runner may return views of host
+    buffers that its next call overwrites (polygraphy's TrtRunner does)."""
+    return [np.array(infer(f)[name], copy=True) for f in feeds]
+
+
+def engine_problem(out_dir: Path, rec: StageRecord, no_gpu: str | None) -> str | None:
+    """Why the engine of ``rec`` cannot be compared here (checked before touching it), or None."""
+    from trt_inpaint.runtime import gpu
+    from trt_inpaint.runtime.engines import EngineDir
+
+    eng = rec.artefacts.get("engine")
+    if eng is None:
+        return "no engine (built with --builder none)"
+    if no_gpu:
+        return f"no GPU here ({no_gpu})"
+    facts = EngineDir(out_dir).stage_facts(S.Stage(rec.stage))
+    module = facts.trt_module or "tensorrt"
+    if module == "tensorrt_rtx" and facts.compute_capabilities:
+        cc = gpu.shared_compute_capability()
+        problem = gpu.target_problem(list(facts.compute_capabilities), cc) if cc else None
+        if problem:
+            return problem
+    if importlib.util.find_spec(module) is None:
+        return f"the engine's module {module} is not installed here"
+    if not (Path(out_dir) / eng.file).is_file():
+        return f"{eng.file} is missing"
+    return None
 
 
 def _ordered(records: dict[str, StageRecord]) -> list[StageRecord]:
@@ -80,72 +113,93 @@ class Checker:
             self._fp16[stage] = run_onnx(self._file(stage, S.Precision.FP16), feeds)
         return self._fp16[stage]
 
-    def cpu_rows(self) -> list[CheckRow]:
+    def cpu_stage_rows(self, rec: StageRecord) -> list[CheckRow]:
+        """The fp16 ONNX (ORT CPU) and its storage simulation against the fp32 ONNX."""
         import onnx
 
-        rows = []
-        records = _ordered(self.manifest.stages)
-        for rec in records:
-            stage = S.Stage(rec.stage)
-            ref = self.reference(stage)
-            if ref is None:
-                rows.append(CheckRow(rec.stage, rec.precision, "fp32 ONNX missing", None))
-                continue
-            if rec.precision != S.Precision.FP16.value:
-                rows.append(CheckRow(rec.stage, rec.precision, "engine vs ONNX: needs a GPU", None))
-                continue
-            feeds = self.calib.feeds(stage, self.reference)
-            self.progress(f"{stage}: fp16 ONNX")
-            got = run_onnx(self._file(stage, S.Precision.FP16), feeds)
-            rows.append(CheckRow(rec.stage, "fp16", "fp16 ONNX (ORT CPU) vs fp32 ONNX", compare(ref, got)))
-            islands = [i["node"] for i in rec.artefacts["onnx_fp16"].info.get("fp32_islands", [])]
-            sim = simulate(onnx.load(str(self._file(stage, S.Precision.FP32))), islands)
-            self.progress(f"{stage}: fp16 storage simulation")
-            got = run_onnx(sim.SerializeToString(), feeds)
-            rows.append(CheckRow(rec.stage, "fp16", "fp16-sim vs fp32 ONNX", compare(ref, got)))
+        stage = S.Stage(rec.stage)
+        ref = self.reference(stage)
+        if ref is None:
+            return [CheckRow(rec.stage, rec.precision, "fp32 ONNX missing", None)]
+        if rec.precision != S.Precision.FP16.value:
+            return [CheckRow(rec.stage, rec.precision, "engine vs ONNX: needs a GPU", None)]
+        feeds = self.calib.feeds(stage, self.reference)
+        self.progress(f"{stage}: fp16 ONNX")
+        got = run_onnx(self._file(stage, S.Precision.FP16), feeds)
+        rows = [CheckRow(rec.stage, "fp16", "fp16 ONNX (ORT CPU) vs fp32 ONNX", compare(ref, got))]
+        islands = [i["node"] for i in rec.artefacts["onnx_fp16"].info.get("fp32_islands", [])]
+        sim = simulate(onnx.load(str(self._file(stage, S.Precision.FP32))), islands)
+        self.progress(f"{stage}: fp16 storage simulation")
+        got = run_onnx(sim.SerializeToString(), feeds)
+        rows.append(CheckRow(rec.stage, "fp16", "fp16-sim vs fp32 ONNX", compare(ref, got)))
+        return rows
+
+    def ensemble_row(self, records: list[StageRecord]) -> list[CheckRow]:
+        """The fp16 ONNX chain against the fp32 chain, when every ensemble stage is there in fp16."""
         last = S.PIPELINES[S.Pipeline.ENSEMBLE][-1].stage
         names = {r.stage for r in records}
-        if all(s.value in names for s in S.pipeline_stages(S.Pipeline.ENSEMBLE)) and all(
+        if not all(s.value in names for s in S.pipeline_stages(S.Pipeline.ENSEMBLE)) or not all(
             r.precision == "fp16" for r in records
         ):
-            self.progress("ensemble: fp16 chain")
-            rows.append(
-                CheckRow(
-                    "ensemble",
-                    "fp16",
-                    "fp16 ONNX chain vs fp32 chain",
-                    compare(self.reference(last), self.fp16_chain(last)),
-                )
+            return []
+        self.progress("ensemble: fp16 chain")
+        return [
+            CheckRow(
+                "ensemble",
+                "fp16",
+                "fp16 ONNX chain vs fp32 chain",
+                compare(self.reference(last), self.fp16_chain(last)),
             )
-        return rows
+        ]
 
-    def gpu_rows(self) -> list[CheckRow]:
-        """Each engine against the fp32 ONNX (ONNX Runtime), through polygraphy."""
-        rows = []
-        for rec in _ordered(self.manifest.stages):
-            stage = S.Stage(rec.stage)
-            eng = rec.artefacts.get("engine")
-            if eng is None:
-                rows.append(CheckRow(rec.stage, rec.precision, "no engine (built with --builder none)", None))
+    def cpu_rows(self) -> list[CheckRow]:
+        records = _ordered(self.manifest.stages)
+        return [row for rec in records for row in self.cpu_stage_rows(rec)] + self.ensemble_row(records)
+
+    def engine_row(self, rec: StageRecord) -> tuple[CheckRow | None, str | None]:
+        """The engine against the fp32 ONNX (ONNX Runtime), or (None, why it could not run)."""
+        from trt_inpaint.runtime.backends.base import Backend
+        from trt_inpaint.runtime.backends.registry import Selection, make_runner
+        from trt_inpaint.runtime.engines import EngineDir
+
+        stage = S.Stage(rec.stage)
+        ref = self.reference(stage)
+        if ref is None:
+            return None, "fp32 ONNX missing"
+        builder = rec.artefacts["engine"].info.get("builder", "tensorrt")
+        feeds = self.calib.feeds(stage, self.reference)
+        self.progress(f"{stage}: engine ({builder})")
+        selection = Selection(Backend.TENSORRT, S.Precision(rec.precision))
+        runner = make_runner(selection, stage, EngineDir(self.out))
+        try:
+            with runner:
+                out = collect(runner.run, feeds, S.spec(stage).output_names[0])
+        except TrtInpaintError as e:  # the runner maps TensorRT's and CUDA's failures to ours
+            return None, str(e)
+        return CheckRow(
+            rec.stage, rec.precision, f"engine ({builder}) vs fp32 ONNX (ORT)", compare(ref, out)
+        ), None
+
+    def rows(self, no_gpu: str | None) -> tuple[list[CheckRow], int]:
+        """Per stage: the engine row where it can run, else the reason and the CPU rows; and how many
+        engines were compared. ``no_gpu``: why there is no GPU (None: there is one)."""
+        rows: list[CheckRow] = []
+        engines = 0
+        records = _ordered(self.manifest.stages)
+        for rec in records:
+            problem = engine_problem(self.out, rec, no_gpu)
+            row = None
+            if problem is None:
+                row, problem = self.engine_row(rec)
+            if row is not None:
+                rows.append(row)
+                engines += 1
                 continue
-            builder = eng.info.get("builder", "tensorrt")
-            if builder == "tensorrt-rtx":
-                os.environ["POLYGRAPHY_USE_TENSORRT_RTX"] = "1"  # read when polygraphy's trt backend imports
-            from polygraphy.backend.trt import EngineFromBytes, TrtRunner
-
-            ref = self.reference(stage)
-            feeds = self.calib.feeds(stage, self.reference)
-            self.progress(f"{stage}: engine ({builder})")
-            out = []
-            with TrtRunner(EngineFromBytes((self.out / eng.file).read_bytes())) as runner:
-                for f in feeds:
-                    out.append(np.asarray(runner.infer(f)[S.spec(stage).output_names[0]]))
-            rows.append(
-                CheckRow(
-                    rec.stage, rec.precision, f"engine ({builder}) vs fp32 ONNX (ORT)", compare(ref, out)
-                )
-            )
-        return rows
+            rows.append(CheckRow(rec.stage, rec.precision, f"engine not compared: {problem}", None))
+            rows += self.cpu_stage_rows(rec)
+        if engines == 0:
+            rows += self.ensemble_row(records)
+        return rows, engines
 
 
 def run_check(
@@ -154,12 +208,22 @@ def run_check(
     progress: Callable[[str], None] | None = None,
     use_gpu: bool | None = None,
 ) -> tuple[list[CheckRow], str]:
-    """The rows of the check table and a note on what was compared."""
+    """The rows of the check table and a note on what was compared. ``use_gpu``: None, compare engines
+    where a GPU is found; True, try them (each stage says why not where it cannot); False, CPU only."""
     checker = Checker(out_dir, calibration or CalibrationOptions(), progress)
-    gpu = gpu_available() if use_gpu is None else use_gpu
-    if gpu:
-        return checker.gpu_rows(), "engines on this GPU vs fp32 ONNX in ONNX Runtime"
-    return checker.cpu_rows(), "no GPU here: " + CPU_CAVEAT
+    if use_gpu is False:
+        return checker.cpu_rows(), "CPU check only: " + CPU_CAVEAT
+    no_gpu = gpu_problem() if use_gpu is None else None
+    rows, engines = checker.rows(no_gpu)
+    if engines:
+        return (
+            rows,
+            "engines on this GPU vs fp32 ONNX in ONNX Runtime; other stages (reason in the row): "
+            + CPU_CAVEAT,
+        )
+    if no_gpu:
+        return rows, "no GPU here: " + CPU_CAVEAT
+    return rows, "no engine compared (reason in each row): " + CPU_CAVEAT
 
 
 def format_table(rows: list[CheckRow], note: str = "") -> str:
