@@ -142,6 +142,12 @@ def step_env(ctx: Ctx) -> str:
     ctx.facts.update(info)
     (ctx.work / "env.json").write_text(json.dumps(info, indent=1, default=str))
     ctx.facts["ort_cuda"] = info["ort_cuda_problem"] is None
+    expected = os.environ.get("GPU_CHECK_ORT_GPU") == "expected"  # gpu-check.sh installed onnxruntime-gpu
+    ctx.facts["ort_cuda_expected"] = expected
+    if expected and info["ort_cuda_problem"]:
+        raise StepError(
+            FAIL, f"onnxruntime-gpu was carried but ort-cuda cannot run: {info['ort_cuda_problem']}"
+        )
     if not ctx.dry_run and info["gpu_problem"]:
         raise StepError(FAIL, f"no GPU: {info['gpu_problem']}")
     if info["ort_install_problem"]:
@@ -262,7 +268,7 @@ def _infer(ctx: Ctx, backend: str) -> str:
     # exit 5: backend unavailable; for tensorrt also 4: TensorRT-RTX engines refused on Hopper
     if proc.returncode == BACKEND_UNAVAILABLE or (backend == "tensorrt" and proc.returncode == 4):
         must_run = {
-            "ort-cuda": bool(ctx.facts.get("ort_cuda")),
+            "ort-cuda": bool(ctx.facts.get("ort_cuda") or ctx.facts.get("ort_cuda_expected")),
             "torch": not ctx.dry_run,
             "tensorrt": full_trt,
         }.get(backend, True)
@@ -304,7 +310,7 @@ def step_footprints(ctx: Ctx) -> str:
         proc = run(ctx, f"footprints-{b}", cmd, 150)
         if proc.returncode == BACKEND_UNAVAILABLE:
             verdicts.append(f"{b}: unavailable ({last_line(proc.stderr)[:80]})")
-            if b == "torch" or ctx.facts.get("ort_cuda"):
+            if b == "torch" or ctx.facts.get("ort_cuda") or ctx.facts.get("ort_cuda_expected"):
                 failed.append(b)
             continue
         if proc.returncode != 0 or not path.is_file():
@@ -533,8 +539,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(os.environ.get("GPU_CHECK_WORK") or "/tmp/gpu-check-work")
     if a.dry_run:
         work = a.out.parent / f".{a.out.name}-work"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    if "export" in names:  # a fresh start; a rerun of later steps keeps the engines exported before
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     ctx = Ctx(out=a.out, work=work, dry_run=a.dry_run, deadline=time.monotonic() + a.budget_s)
     return run_steps(ctx, {n: STEPS[n] for n in names})
 
