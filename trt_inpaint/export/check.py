@@ -6,9 +6,10 @@ against the fp32 ONNX in ONNX Runtime. Otherwise a row says why the engine was n
 the CPU rows: the fp16 ONNX in ONNX Runtime CPU, and its fp16 storage simulation, against the fp32 ONNX
 (see ``fp16_check.CPU_CAVEAT`` for what a CPU check can and cannot see). One table either way.
 
-Each engine is run through its own module (``tensorrt`` or ``tensorrt_rtx``, from the manifest), so a
-folder with engines of both builders is checked in one process; polygraphy's TRT wrapper is not used (it
-picks its module once, from POLYGRAPHY_USE_TENSORRT_RTX at import).
+Each engine's runner imports the module the manifest names for it (``tensorrt`` or ``tensorrt_rtx``), so
+a folder with engines of both builders gets the right module per stage. polygraphy's TRT wrapper is not
+used: it picks its module once, from POLYGRAPHY_USE_TENSORRT_RTX when polygraphy is imported. (Both
+modules loaded in one process has not been tried: full TensorRT does not install on the build machine.)
 """
 
 from __future__ import annotations
