@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trt_inpaint.errors import BackendUnavailable, BudgetError, EngineError
+from trt_inpaint.errors import BackendUnavailable, BudgetError, EngineError, TrtInpaintError
 from trt_inpaint.export.spec import Stage, spec
 from trt_inpaint.runtime import gpu
 from trt_inpaint.runtime.backends import cuda_rt
@@ -187,7 +187,14 @@ class TrtRunner(Runner):
             self._context = self._create_context(trt, engine)
             self._activations = cuda_rt.DeviceBuffer(f"stage {self.stage.value} activations")
             self._run(self._warmup_feeds())
-        except BaseException:
+        except TrtInpaintError:
+            self._unload()
+            raise
+        except Exception as e:  # TensorRT's own exceptions (its bindings raise RuntimeError, TypeError)
+            self._unload()
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise EngineError(f"cannot prepare the engine for a run: {first}", self.path) from e
+        except BaseException:  # KeyboardInterrupt: free the GPU memory, then go
             self._unload()
             raise
         self._save_runtime_cache()
