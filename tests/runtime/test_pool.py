@@ -139,3 +139,31 @@ def test_a_reload_that_measures_less_keeps_the_largest_footprint(heavy):
     pool.acquire(Stage.LAMA)  # reload: measured 1 MiB, accounted 300 MiB
     assert pool.stats.footprints[Stage.LAMA] == 300 << 20 and pool.used == 300 << 20
     pool.close()
+
+
+def test_a_footprint_that_grows_while_running_is_accounted(heavy):
+    """A runner whose footprint grows at run time (TensorRT sizes activations per shape): the pool takes
+    the larger size after the run and evicts to stay within the budget."""
+    from trt_inpaint.runtime.backends.onnxruntime import OrtRunner
+    from trt_inpaint.runtime.engines import EngineDir
+    from trt_inpaint.runtime.pool import EnginePool
+
+    class Growing(OrtRunner):
+        def _run(self, feeds):
+            self.footprint = int(self.footprint * 1.8)  # as a larger activation buffer would
+            return super()._run(feeds)
+
+    d = EngineDir(heavy)
+    runners = {s: Growing(s, d.onnx(s, "fp32")) for s in (Stage.LAMA, Stage.LAMA_DENOISER)}
+    probe = EnginePool(dict(runners), None)
+    size = max(probe.acquire(s).footprint for s in runners)
+    probe.close()
+    pool = EnginePool(runners, int(size * 2.5))
+    feeds = {"image": np.zeros((1, 3, 64, 64), np.float32), "mask": np.zeros((1, 1, 64, 64), np.float32)}
+    pool.acquire(Stage.LAMA)
+    pool.acquire(Stage.LAMA_DENOISER)
+    assert pool.resident == [Stage.LAMA, Stage.LAMA_DENOISER] and pool.stats.evictions == 0
+    runners[Stage.LAMA_DENOISER].run(feeds)
+    pool.refresh(Stage.LAMA_DENOISER)
+    assert pool.resident == [Stage.LAMA_DENOISER] and pool.stats.evictions == 1
+    assert pool.used <= pool.budget and pool.events[-1].kind == "grow"

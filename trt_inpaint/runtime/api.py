@@ -29,6 +29,7 @@ from trt_inpaint.errors import InputError, TrtInpaintError
 from trt_inpaint.export.spec import Stage, pipeline_stages
 from trt_inpaint.runtime import finish as finish_step
 from trt_inpaint.runtime import prepare as prepare_step
+from trt_inpaint.runtime.backends.base import Backend
 from trt_inpaint.runtime.backends.registry import RunnerOptions, Selection, make_runner, select
 from trt_inpaint.runtime.engines import EngineDir
 from trt_inpaint.runtime.finish import Encoded
@@ -94,6 +95,12 @@ class Inpainter:
         self.stages: list[Stage] = list(pipeline_stages(opts.models))
         self.selection: Selection = select(opts.backend, self.engines, self.stages, opts.precision)
         self.log(self.selection.describe())
+        if self.selection.backend is Backend.ORT_CPU:  # ort-cuda refuses a double install outright
+            from trt_inpaint.runtime.backends.onnxruntime import install_problem
+
+            double = install_problem()
+            if double:
+                self.log(f"warning: {double}")
         runner_options = RunnerOptions(threads=opts.threads, gpu_mem_limit=opts.memory_budget)
         runners = {s: make_runner(self.selection, s, self.engines, runner_options) for s in self.stages}
         self.pool = EnginePool(runners, opts.memory_budget, FootprintCache(opts.footprint_cache))

@@ -125,6 +125,7 @@ def run_items(
                 except ValueError as e:
                     raise InputError(str(e), item.name) from None
                 out = runner.run(feeds)[s.output_names[0]]
+                pool.refresh(stage)
             except TrtInpaintError as e:
                 _fail(alive.pop(i), i, e, store)
                 continue

@@ -24,7 +24,7 @@ from trt_inpaint.runtime.units import format_bytes
 
 @dataclass(frozen=True)
 class PoolEvent:
-    kind: str  # "load" or "evict"
+    kind: str  # "load", "evict" or "grow" (a footprint that grew while running)
     stage: Stage
     used: int  # bytes accounted right after the event
 
@@ -146,6 +146,18 @@ class EnginePool:
         self.stats.loads[stage] += 1
         self._record("load", stage)
         return runner
+
+    def refresh(self, stage: Stage) -> None:
+        """After a run: a runner whose footprint grew (TensorRT sizes activations for the shapes it runs)
+        is accounted at the larger size, evicting others to stay within the budget."""
+        stage = Stage(stage)
+        runner = self.runners[stage]
+        if stage not in self._resident or int(runner.footprint) <= self.stats.footprints.get(stage, 0):
+            return
+        self.stats.footprints[stage] = int(runner.footprint)
+        self.cache.put(runner, int(runner.footprint))
+        self._evict_until(0, keep=stage)
+        self._record("grow", stage)
 
     def release(self, stage: Stage) -> None:
         """Unload ``stage`` now (not counted as a swap)."""

@@ -62,7 +62,11 @@ def module_problem(backend: Backend) -> str | None:
 
         return cuda_problem()
     if backend is Backend.ORT_CPU:
-        return None if _findable("onnxruntime") else "onnxruntime is not installed"
+        return (
+            None
+            if _findable("onnxruntime")
+            else "onnxruntime is not installed (pip install 'trt-inpaint[cpu]')"
+        )
     if backend is Backend.TORCH:
         return None if _findable("torch") else "torch is not installed (pip install 'trt-inpaint[torch]')"
     raise ValueError(f"not a concrete backend: {backend}")
