@@ -122,16 +122,9 @@ def test_failed_write_leaves_nothing(tmp_path):
         imaging.write_image(tmp_path / "missing" / "out.png", np.zeros((4, 4, 3), np.uint8))
 
 
-def test_atomic_write_replaces_whole_file(tmp_path):
-    path = tmp_path / "out.bin"
-    path.write_bytes(b"old")
-    imaging.write_atomic(path, b"new content")
-    assert path.read_bytes() == b"new content" and [p.name for p in tmp_path.iterdir()] == ["out.bin"]
-
-
-def test_atomic_write_gives_ordinary_permissions(tmp_path):
-    """A new output gets 0o666 less the umask, like any file the user writes (not mkstemp's 0o600); a
-    replaced one keeps its own."""
+def test_written_image_gets_ordinary_permissions(tmp_path):
+    """A new output gets 0o666 less the umask, like any file the user writes; a replaced one keeps its own
+    (the atomic writes themselves are tested in tests/test_atomic.py)."""
     import os
     import stat
 
@@ -140,10 +133,20 @@ def test_atomic_write_gives_ordinary_permissions(tmp_path):
         new = tmp_path / "new.png"
         imaging.write_image(new, np.zeros((4, 4, 3), np.uint8))
         assert stat.S_IMODE(new.stat().st_mode) == 0o644
-        kept = tmp_path / "kept.bin"
-        kept.write_bytes(b"old")
-        kept.chmod(0o640)
-        imaging.write_atomic(kept, b"new")
-        assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+        new.chmod(0o640)
+        imaging.write_image(new, np.ones((4, 4, 3), np.uint8))
+        assert stat.S_IMODE(new.stat().st_mode) == 0o640
+        assert [p.name for p in tmp_path.iterdir()] == ["new.png"]
     finally:
         os.umask(old)
+
+
+def test_failed_rename_is_an_input_error_and_leaves_nothing(tmp_path):
+    """The output name is taken by a non-empty folder: one-line InputError, the folder untouched."""
+    taken = tmp_path / "out.png"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("kept")
+    with pytest.raises(InputError, match="cannot write output"):
+        imaging.write_image(taken, np.zeros((4, 4, 3), np.uint8))
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+    assert (taken / "keep.txt").read_text() == "kept"

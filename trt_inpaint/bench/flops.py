@@ -19,6 +19,7 @@ from pathlib import Path
 import onnx
 from onnx import ModelProto, shape_inference
 
+from trt_inpaint import atomic
 from trt_inpaint.errors import EngineError
 
 COUNTED = ("Conv", "ConvTranspose", "MatMul", "Gemm", "Einsum")
@@ -269,9 +270,7 @@ def count_file_sizes(
                                                        "counted_nodes": fc.counted_nodes}  # fmt: skip
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(known))
-            os.replace(tmp, cache)
+            atomic.write_text(cache, json.dumps(known))
         except OSError:
             pass  # a read-only home only costs the next run the same seconds
     return [fc for fc in out if fc is not None]

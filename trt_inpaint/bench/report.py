@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from trt_inpaint import atomic
 from trt_inpaint.runtime.units import format_bytes
 
 MIB = 1024**2
@@ -397,8 +397,8 @@ def render_markdown(report: dict) -> str:
 def write_report(report: dict, out: Path, plot: bool = True) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "report.json", out / "report.md"]
-    _atomic(paths[0], json.dumps(report, indent=1))
-    _atomic(paths[1], render_markdown(report))
+    atomic.write_text(paths[0], json.dumps(report, indent=1))
+    atomic.write_text(paths[1], render_markdown(report))
     if plot:
         from trt_inpaint.bench.plot import plot_report
 
@@ -407,8 +407,3 @@ def write_report(report: dict, out: Path, plot: bool = True) -> list[Path]:
         paths.append(png)
     return paths
 
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -10,11 +10,12 @@ count against the next) and lets a crash in one backend leave the others' result
 from __future__ import annotations
 
 import json
-import os
 import sys
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from trt_inpaint import atomic
 
 PROGRESS_PREFIX = "bench-progress: "
 
@@ -155,9 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             "traceback": traceback.format_exc()[-4000:],
         }
         rc = 1
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, out)
+    atomic.write_text(out, json.dumps(result))
     return rc
 
 

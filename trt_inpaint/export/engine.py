@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from trt_inpaint import atomic
 from trt_inpaint.errors import BackendUnavailable, EngineError
 
 Shape = tuple[int, ...]
@@ -231,14 +232,10 @@ def build_engine(
         break
     if serialized is None:
         raise EngineError(f"{builder} failed to build: {'; '.join(log.errors)[:300]}", onnx_path)
-    engine_path = Path(engine_path)
-    tmp = engine_path.with_name(engine_path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(memoryview(serialized))
-    os.replace(tmp, engine_path)
+    atomic.write_bytes(engine_path, memoryview(serialized))
     cache_name = None
     if cache is not None:
-        Path(timing_cache).write_bytes(bytes(memoryview(cache.serialize())))
+        atomic.write_bytes(timing_cache, memoryview(cache.serialize()))
         cache_name = Path(timing_cache).name
     return EngineBuild(
         builder=builder.value,

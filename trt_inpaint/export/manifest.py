@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from trt_inpaint import atomic
 from trt_inpaint.errors import EngineError
 from trt_inpaint.export.spec import MANIFEST_NAME
 
@@ -121,8 +121,4 @@ def read_manifest(out_dir: Path, missing_ok: bool = True) -> Manifest | None:
 
 def write_manifest(out_dir: Path, manifest: Manifest) -> Path:
     """Write atomically (temp file, then rename)."""
-    path = Path(out_dir) / MANIFEST_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic.write_text(Path(out_dir) / MANIFEST_NAME, json.dumps(manifest.to_dict(), indent=2) + "\n")

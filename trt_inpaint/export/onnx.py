@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trt_inpaint import atomic
 from trt_inpaint.errors import EngineError
 from trt_inpaint.export import spec as S
 from trt_inpaint.export.fold import fold_constants
@@ -59,7 +61,8 @@ def example_inputs(stage_spec: S.StageSpec, size: int | None = None, seed: int =
 def export_onnx(module: torch.nn.Module, stage: S.Stage, path: Path, trace_size: int = 64) -> Path:
     """Trace ``module`` (forward takes the spec inputs positionally) to an fp32 ONNX file at ``path``.
 
-    The file is written next to its final name and renamed, so a crash leaves no half-written model.
+    The trace goes to a private scratch folder beside ``path`` (removed after) and the folded model is
+    written atomically, so a crash leaves no half-written model.
     """
     import onnx
     import torch
@@ -67,14 +70,18 @@ def export_onnx(module: torch.nn.Module, stage: S.Stage, path: Path, trace_size:
     stage_spec = S.spec(stage)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     module = module.eval()
-    with torch.no_grad(), warnings.catch_warnings():
+    with (
+        tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch,
+        torch.no_grad(),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore")
+        traced = Path(scratch) / "traced.onnx"
         torch.onnx.export(
             module,
             example_inputs(stage_spec, trace_size),
-            str(tmp),
+            str(traced),
             input_names=list(stage_spec.input_names),
             output_names=list(stage_spec.output_names),
             dynamic_axes=dynamic_axes(stage_spec),
@@ -82,10 +89,9 @@ def export_onnx(module: torch.nn.Module, stage: S.Stage, path: Path, trace_size:
             do_constant_folding=True,
             dynamo=False,
         )
-    model = onnx.load(str(tmp), load_external_data=True)
+        model = onnx.load(str(traced), load_external_data=True)
     fold_constants(model)
     name_nodes(model)
-    tmp.unlink()
     save_model(model, path)
     check_onnx(path, stage)
     return path
@@ -101,21 +107,23 @@ def name_nodes(model: onnx.ModelProto) -> None:
 
 
 def save_model(model: onnx.ModelProto, path: Path) -> None:
-    """Save, with weights as external data when the model exceeds protobuf's 2 GB limit."""
+    """Save atomically, with weights as external data when the model exceeds protobuf's 2 GB limit (the
+    model refers to its data file by the final name, so that file is written in place, before the model)."""
     import onnx
 
     path = Path(path)
     big = model.ByteSize() > _TWO_GB
-    if big:
-        onnx.save_model(
-            model,
-            str(path),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=path.name + ".data",
-        )
-    else:
-        onnx.save_model(model, str(path))
+    with atomic.atomic_path(path) as tmp:
+        if big:
+            onnx.save_model(
+                model,
+                str(tmp),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=path.name + ".data",
+            )
+        else:
+            onnx.save_model(model, str(tmp))
 
 
 def check_onnx(path: Path, stage: S.Stage | str) -> onnx.ModelProto:

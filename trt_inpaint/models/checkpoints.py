@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import torch
 
+from trt_inpaint import atomic
 from trt_inpaint.errors import CheckpointError
 from trt_inpaint.models import safe_pickle
 
@@ -222,11 +222,6 @@ def save_safetensors(
         seen.add(t.untyped_storage().data_ptr())
         tensors[str(key)] = t
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic.atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=dict(metadata) if metadata else None)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

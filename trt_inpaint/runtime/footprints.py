@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from trt_inpaint import atomic
 from trt_inpaint.runtime.backends.base import Runner
 
 FILE_NAME = "footprints.json"
@@ -60,8 +61,6 @@ class FootprintCache:
         self._data[key] = int(footprint)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self._data, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
+            atomic.write_text(self.path, json.dumps(self._data, indent=1, sort_keys=True))
         except OSError:
             pass

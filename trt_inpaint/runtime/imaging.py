@@ -6,14 +6,13 @@ uint8, uint16 or float32 (in [0, 1]). Files are decoded with OpenCV (BGR) and tu
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from trt_inpaint import atomic
 from trt_inpaint.errors import InputError
 from trt_inpaint.runtime import exif, hd
 
@@ -216,32 +215,6 @@ def encode(pixels: np.ndarray, suffix: str, path: Path | None = None) -> bytes:
     return buf.tobytes()
 
 
-def _new_file_mode(path: Path) -> int:
-    """The permissions a plain ``open(path, "w")`` would give: the old file's when replacing one, else
-    0o666 less the umask (mkstemp's temporary files are 0o600, which the rename would otherwise keep)."""
-    try:
-        return path.stat().st_mode & 0o7777
-    except OSError:
-        mask = os.umask(0o022)
-        os.umask(mask)
-        return 0o666 & ~mask
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename it: no partial file is ever left."""
-    path = Path(path)
-    mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            os.fchmod(f.fileno(), mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write an encoded output atomically; InputError naming the file when its folder is missing or the
     write fails."""
@@ -249,7 +222,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     if not path.parent.is_dir():
         raise InputError("output folder does not exist", path.parent)
     try:
-        write_atomic(path, data)
+        atomic.write_bytes(path, data)
     except OSError as e:
         raise InputError(f"cannot write output: {e.strerror or e}", path) from e
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from trt_inpaint import atomic
 from trt_inpaint.errors import InputError
 from trt_inpaint.training.masks import MaskSetConfig, generate_mask, mask_rng, resolve_mask_sets
 
@@ -127,10 +128,9 @@ def write_png(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    tmp = path.with_name(path.name + ".tmp.png")
-    if not cv2.imwrite(str(tmp), array):
-        raise InputError("cannot write", path)
-    tmp.replace(path)
+    with atomic.atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), array):
+            raise InputError("cannot write", path)
 
 
 def resize_square(img: np.ndarray, size: int) -> np.ndarray:
@@ -209,7 +209,7 @@ def prepare_data(src: str | Path, dst: str | Path, opts: PrepareOptions, progres
     if len(set(keys)) != len(keys):
         raise InputError("two images share a category and a file stem (e.g. a.jpg and a.png)", src)
     index = Index(dst, opts.size, opts.seed, [s.name for s in sets], items, dropped)
-    (dst / INDEX_NAME).write_text(json.dumps(index.to_json(), indent=1))
+    atomic.write_text(dst / INDEX_NAME, json.dumps(index.to_json(), indent=1))
     return index
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trt_inpaint import atomic
 from trt_inpaint.errors import InputError
 from trt_inpaint.export.spec import Pipeline
 from trt_inpaint.training.cache import RunOptions, run_outputs
@@ -183,8 +184,9 @@ def evaluate(index: Index, opts: EvalOptions, log: Callable[[str], None] = print
     }
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(_strict(report), indent=1, default=str, allow_nan=False))
-    (out / "report.md").write_text(markdown(report))
+    text = json.dumps(_strict(report), indent=1, default=str, allow_nan=False)
+    atomic.write_text(out / "report.json", text)
+    atomic.write_text(out / "report.md", markdown(report))
     return report
 
 

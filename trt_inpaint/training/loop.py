@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from trt_inpaint import atomic
 from trt_inpaint.errors import CheckpointError, InputError
 from trt_inpaint.training.tasks import Task
 
@@ -124,9 +125,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "state": json.dumps(state),
         }
-        tmp = self.ckpt_path.with_name(self.ckpt_path.name + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(self.ckpt_path)
+        with atomic.atomic_path(self.ckpt_path) as tmp:
+            torch.save(payload, tmp)
 
     def _load_checkpoint(self) -> dict | None:
         if self.opts.restart or not self.ckpt_path.is_file():
@@ -270,7 +270,7 @@ class Trainer:
             state["history"].append(entry)
             state.update(epoch=e + 1, batch=0, loss_sum=0.0, terms_sum={}, count=0)
             self._save_checkpoint(state)
-            (self.out / "history.json").write_text(json.dumps(state["history"], indent=1))
+            atomic.write_text(self.out / "history.json", json.dumps(state["history"], indent=1))
             if o.max_steps is not None and state["step"] >= o.max_steps:
                 stopped = True
         finished = state["epoch"] >= o.epochs
