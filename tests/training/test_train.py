@@ -29,7 +29,8 @@ def _mean_loss(task, data) -> float:
 
 def _train(index, stage, out: Path, loss, epochs=3, lr=5e-3, seed=0, arch=Arch.TINY, init_seed=None, **kw):
     torch.manual_seed(seed if init_seed is None else init_seed)
-    task = make_task(stage, arch, loss, CPU, kw.pop("lama_denoiser", None), kw.pop("combiner", None))
+    frozen = {s: kw.pop(s.value) for s in (Stage.LAMA_DENOISER, Stage.COMBINER) if s.value in kw}
+    task = make_task(stage, arch, loss, CPU, frozen)
     data = InpaintSamples(index, index.items[:4], index.mask_sets, task.sources)
     val = InpaintSamples(index, index.items[4:], index.mask_sets, task.sources)
     before = _mean_loss(task, data)

@@ -30,14 +30,6 @@ from trt_inpaint.export.manifest import write_manifest as _write
 
 TOOL_VERSION = "trt-inpaint export 1"
 ALL_STAGES = tuple(S.Stage)
-# which checkpoint loader serves which stage, and the CLI flag that names its file
-LOADERS = {
-    S.Stage.LAMA: ("load_lama", "--lama"),
-    S.Stage.LAMA_DENOISER: ("load_denoiser", "--lama-denoiser"),
-    S.Stage.MAT: ("load_mat", "--mat"),
-    S.Stage.COMBINER: ("load_combiner", "--combiner"),
-    S.Stage.FINAL_DENOISER: ("load_denoiser", "--final-denoiser"),
-}
 
 
 @dataclass(frozen=True)
@@ -80,21 +72,21 @@ def source_of(stage: S.Stage, opts: ExportOptions) -> dict:
     if opts.random_init or opts.tiny:
         return {"random_init": True, "seed": opts.seed, "tiny": opts.tiny}
     raise InputError(
-        f"no weights for stage {stage}: pass {LOADERS[stage][1]} FILE, or --random-init for seeded random "
-        "weights (smoke tests and benchmarks only)"
+        f"no weights for stage {stage}: pass {S.spec(stage).weights_flag} FILE, or --random-init for seeded "
+        "random weights (smoke tests and benchmarks only)"
     )
 
 
 def load_stage_module(stage: S.Stage, source: dict, opts: ExportOptions):
     """The stage wrapper (spec-ordered inputs) around the model, with the matrix-product FFT (no DFT op)."""
-    from trt_inpaint.models import checkpoints, stages
+    from trt_inpaint.models import stages
     from trt_inpaint.models.ffc import set_fft
     from trt_inpaint.models.fft import FFTImpl
 
     if source["random_init"]:
         model = stages.random_stage_model(stage, seed=opts.seed, tiny=opts.tiny)
     else:
-        model = getattr(checkpoints, LOADERS[stage][0])(source["path"])
+        model = stages.load_stage_model(stage, source["path"])
     set_fft(model, FFTImpl.MATMUL)
     return stages.build_stage(stage, model).eval()
 

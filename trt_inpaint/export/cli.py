@@ -22,11 +22,10 @@ def parser() -> argparse.ArgumentParser:
         "and a TensorRT or TensorRT-RTX engine, with a manifest.json. Re-running reuses what is up to date.",
     )
     w = p.add_argument_group("weights (each stage needs its file unless --random-init)")
-    w.add_argument("--lama", type=Path, metavar="CKPT", help="big-LaMa checkpoint (.ckpt/.pth/.safetensors)")
-    w.add_argument("--mat", type=Path, metavar="CKPT", help="MAT checkpoint (.pkl/.pth/.safetensors)")
-    w.add_argument("--lama-denoiser", type=Path, metavar="W", help="trained LaMa denoiser weights")
-    w.add_argument("--combiner", type=Path, metavar="W", help="trained combiner weights")
-    w.add_argument("--final-denoiser", type=Path, metavar="W", help="trained final denoiser weights")
+    for row in S.STAGES.values():
+        w.add_argument(
+            row.weights_flag, dest=row.name, type=Path, metavar=row.weights_metavar, help=row.weights
+        )
     w.add_argument(
         "--random-init",
         action="store_true",
@@ -82,14 +81,8 @@ def _rtx_targets(text: str) -> tuple[RtxTarget, ...]:
 
 
 def _weights(args: argparse.Namespace) -> dict[S.Stage, Path]:
-    given = {
-        S.Stage.LAMA: args.lama,
-        S.Stage.LAMA_DENOISER: args.lama_denoiser,
-        S.Stage.MAT: args.mat,
-        S.Stage.COMBINER: args.combiner,
-        S.Stage.FINAL_DENOISER: args.final_denoiser,
-    }
-    return {s: p for s, p in given.items() if p is not None}
+    """Stage -> the weights file its flag named (each flag's destination is the stage name)."""
+    return {s: getattr(args, s.value) for s in S.STAGES if getattr(args, s.value) is not None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,7 +179,7 @@ def _export(args: argparse.Namespace, weights: dict[S.Stage, Path], calibration:
         print(
             f"WARNING: fp16 verification below target for {', '.join(failed)} (see manifest)", file=sys.stderr
         )
-    if manifest.to_dict()["random_init"]:
+    if manifest.uses_random_init:
         print("WARNING: this folder holds RANDOM-WEIGHT stages (manifest random_init: true)", file=sys.stderr)
     return 0
 

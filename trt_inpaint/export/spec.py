@@ -1,10 +1,14 @@
-"""The one place where stage names, tensor names, dtypes, shape ranges and the stage graph are written.
+"""The one place where stage names, tensor names, dtypes, shape ranges and the stage graph are written,
+and the one stage table (``STAGES``) that everything per stage derives from: the exporter's weights flags,
+which checkpoint loader, model constructor and stage wrapper serve a stage, and which stages are trained.
+Adding a stage takes one row here plus its model code.
 
 Every stage boundary uses ONE convention: RGB float32 in [0, 1], NCHW, mask (N, 1, H, W) with 1 = hole.
 Conversions to a model's own convention (MAT: [-1, 1], 1 = known) live inside the stage wrappers
 (``trt_inpaint.models.stages``), so the exporter and every runtime backend share them.
 
-This module imports numpy only: the runtime reads it without torch.
+This module imports numpy only: the runtime reads it without torch. Torch-side facts are therefore names
+(``TorchNames``), resolved lazily under ``trt_inpaint.models`` (``models.stages``).
 """
 
 from __future__ import annotations
@@ -59,10 +63,26 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class TorchNames:
+    """Where a stage's PyTorch code lives, by name (resolved by ``trt_inpaint.models.stages``)."""
+
+    module: str  # trt_inpaint.models.<module>: the model's file
+    full: str  # its constructor of the full-size model
+    tiny: str  # its constructor of a reduced model (tests, smoke runs)
+    loader: str  # trt_inpaint.models.checkpoints.<loader>(path): the model from a weights file
+    wrapper: str  # trt_inpaint.models.stages.<wrapper>(model): the stage module with this spec's I/O
+
+
+@dataclass(frozen=True)
 class StageSpec:
     stage: Stage
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    torch: TorchNames
+    weights: str  # what its weights file is (help of its export-engines flag)
+    # trained by this project (train-denoiser / train-combiner) from the cached outputs of the stages that
+    # are not; those load official pretrained checkpoints
+    trained: bool = False
     size_multiple: int = 8  # H and W must be multiples of this
     fixed_size: int | None = None  # MAT: 512x512 only
     # optimization profile for H and W (each side), used by ONNX export tests and the engine builder
@@ -74,6 +94,16 @@ class StageSpec:
     @property
     def name(self) -> str:
         return self.stage.value
+
+    @property
+    def weights_flag(self) -> str:
+        """The command-line flag naming its weights file (export-engines, the trainers): ``--lama-denoiser``;
+        its argparse destination is the stage name."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def weights_metavar(self) -> str:
+        return "W" if self.trained else "CKPT"
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -124,13 +154,30 @@ MAT_Z = TensorSpec("z", (N, 512), Role.NOISE)
 MAT_TOKEN_KEEP = TensorSpec("token_keep", (N, 256, 180), Role.NOISE)
 MAT_FEATURE_KEEP = TensorSpec("feature_keep", (N, 512, 16, 16), Role.NOISE)
 
+_DENOISER = TorchNames("denoiser", "denoiser_default", "denoiser_tiny", "load_denoiser", "DenoiserStage")
+
 STAGES: dict[Stage, StageSpec] = {
-    Stage.LAMA: StageSpec(Stage.LAMA, (IMAGE, MASK), (OUTPUT,)),
-    Stage.LAMA_DENOISER: StageSpec(Stage.LAMA_DENOISER, (IMAGE, MASK), (OUTPUT,)),
+    Stage.LAMA: StageSpec(
+        Stage.LAMA,
+        (IMAGE, MASK),
+        (OUTPUT,),
+        TorchNames("lama", "lama_big", "lama_tiny", "load_lama", "LamaStage"),
+        "big-LaMa checkpoint (.ckpt/.pth/.safetensors)",
+    ),
+    Stage.LAMA_DENOISER: StageSpec(
+        Stage.LAMA_DENOISER,
+        (IMAGE, MASK),
+        (OUTPUT,),
+        _DENOISER,
+        "trained LaMa denoiser weights",
+        trained=True,
+    ),
     Stage.MAT: StageSpec(
         Stage.MAT,
         (IMAGE, MASK, MAT_Z, MAT_TOKEN_KEEP, MAT_FEATURE_KEEP),
         (OUTPUT,),
+        TorchNames("mat", "mat_places", "mat_tiny", "load_mat", "MatStage"),
+        "MAT checkpoint (.pkl/.pth/.safetensors)",
         size_multiple=512,
         fixed_size=512,
         min_size=512,
@@ -145,8 +192,18 @@ STAGES: dict[Stage, StageSpec] = {
             MASK,
         ),
         (OUTPUT,),
+        TorchNames("combiner", "combiner_default", "combiner_tiny", "load_combiner", "CombinerStage"),
+        "trained combiner weights",
+        trained=True,
     ),
-    Stage.FINAL_DENOISER: StageSpec(Stage.FINAL_DENOISER, (IMAGE, MASK), (OUTPUT,)),
+    Stage.FINAL_DENOISER: StageSpec(
+        Stage.FINAL_DENOISER,
+        (IMAGE, MASK),
+        (OUTPUT,),
+        _DENOISER,
+        "trained final denoiser weights",
+        trained=True,
+    ),
 }
 
 

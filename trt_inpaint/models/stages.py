@@ -6,19 +6,23 @@ returns the stage output: RGB float in [0, 1], NCHW, mask (N, 1, H, W) with 1 = 
 a model's own convention (MAT: [-1, 1], 1 = known) happen here, so the exporter and every runtime backend
 share them. ``run_pipeline`` walks ``spec.PIPELINES`` generically; ``Ensemble`` is the paper's
 Y = FinalDenoiser(Combiner(LamaDenoiser(LaMa(X)), MAT(X))) at 512x512.
+
+Which wrapper, model constructor and checkpoint loader serve a stage is written in the spec's stage table
+(``spec.STAGES[stage].torch``, by name); this module resolves those names, the one place that does.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from trt_inpaint.errors import InputError
-from trt_inpaint.export.spec import PIPELINES, Pipeline, Role, Stage, random_feeds, spec
+from trt_inpaint.export.spec import PIPELINES, STAGES, Pipeline, Role, Stage, random_feeds, spec
 from trt_inpaint.models.init import deterministic_init_
 
 
@@ -30,8 +34,6 @@ def composite(prediction: Tensor, image: Tensor, mask: Tensor) -> Tensor:
 class LamaStage(nn.Module):
     """image, mask -> LaMa's sigmoid prediction on cat(image * (1 - mask), mask), composited."""
 
-    stage = Stage.LAMA
-
     def __init__(self, generator: nn.Module):
         super().__init__()
         self.generator = generator
@@ -41,10 +43,8 @@ class LamaStage(nn.Module):
         return composite(prediction, image, mask)
 
 
-class _DenoiserStage(nn.Module):
-    """image, mask -> denoiser(image), composited."""
-
-    stage: Stage
+class DenoiserStage(nn.Module):
+    """image, mask -> denoiser(image), composited (the LaMa denoiser and the final denoiser)."""
 
     def __init__(self, denoiser: nn.Module):
         super().__init__()
@@ -52,14 +52,6 @@ class _DenoiserStage(nn.Module):
 
     def forward(self, image: Tensor, mask: Tensor) -> Tensor:
         return composite(self.denoiser(image), image, mask)
-
-
-class LamaDenoiserStage(_DenoiserStage):
-    stage = Stage.LAMA_DENOISER
-
-
-class FinalDenoiserStage(_DenoiserStage):
-    stage = Stage.FINAL_DENOISER
 
 
 def _noise_crops(generator: nn.Module) -> dict[str, tuple[int, ...] | None]:
@@ -91,8 +83,6 @@ class MatStage(nn.Module):
     The noise inputs have the spec's full-size shapes; a reduced generator gets leading crops of them.
     """
 
-    stage = Stage.MAT
-
     def __init__(self, generator: nn.Module):
         super().__init__()
         self.generator = generator
@@ -112,8 +102,6 @@ class MatStage(nn.Module):
 class CombinerStage(nn.Module):
     """lama_image, mat_image, mask -> combiner(lama_image, mat_image, mask), composited over lama_image."""
 
-    stage = Stage.COMBINER
-
     def __init__(self, combiner: nn.Module):
         super().__init__()
         self.combiner = combiner
@@ -122,13 +110,16 @@ class CombinerStage(nn.Module):
         return composite(self.combiner(lama_image, mat_image, mask), lama_image, mask)
 
 
-STAGE_WRAPPERS: dict[Stage, type[nn.Module]] = {
-    Stage.LAMA: LamaStage,
-    Stage.LAMA_DENOISER: LamaDenoiserStage,
-    Stage.MAT: MatStage,
-    Stage.COMBINER: CombinerStage,
-    Stage.FINAL_DENOISER: FinalDenoiserStage,
-}
+def _wrapper(stage: Stage) -> type[nn.Module]:
+    name = STAGES[stage].torch.wrapper
+    cls = globals().get(name)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ValueError(f"spec.STAGES[{stage.value}] names wrapper {name!r}, which models/stages.py lacks")
+    return cls
+
+
+# stage -> its wrapper class, from the spec's stage table
+STAGE_WRAPPERS: dict[Stage, type[nn.Module]] = {s: _wrapper(s) for s in STAGES}
 
 
 def build_stage(stage: Stage | str, model: nn.Module) -> nn.Module:
@@ -222,22 +213,30 @@ class Ensemble(nn.Module):
         return run_pipeline(self.stages, self.pipeline, image, mask, noise)[pipeline_output(self.pipeline)]
 
 
-# ---- models with seeded random weights (--random-init exports, tests) -----------------------------------
+# ---- the underlying models: constructed, loaded from a file, or seeded random (--random-init, tests) ------
 
-# stage -> (module, full-size constructor, tiny constructor); imported lazily
-_CONSTRUCTORS: dict[Stage, tuple[str, str, str]] = {
-    Stage.LAMA: ("trt_inpaint.models.lama", "lama_big", "lama_tiny"),
-    Stage.LAMA_DENOISER: ("trt_inpaint.models.denoiser", "denoiser_default", "denoiser_tiny"),
-    Stage.MAT: ("trt_inpaint.models.mat", "mat_places", "mat_tiny"),
-    Stage.COMBINER: ("trt_inpaint.models.combiner", "combiner_default", "combiner_tiny"),
-    Stage.FINAL_DENOISER: ("trt_inpaint.models.denoiser", "denoiser_default", "denoiser_tiny"),
-}
+
+def _model_module(stage: Stage):
+    return importlib.import_module(f"trt_inpaint.models.{STAGES[Stage(stage)].torch.module}")
 
 
 def stage_model(stage: Stage | str, tiny: bool = False) -> nn.Module:
     """The underlying model of ``stage`` with constructor-default weights (full size, or tiny for tests)."""
-    module, full, small = _CONSTRUCTORS[Stage(stage)]
-    return getattr(importlib.import_module(module), small if tiny else full)()
+    names = STAGES[Stage(stage)].torch
+    return getattr(_model_module(stage), names.tiny if tiny else names.full)()
+
+
+def load_stage_model(stage: Stage | str, path: str | Path) -> nn.Module:
+    """The underlying model of ``stage`` from the weights file ``path`` (its checkpoint loader), in eval mode.
+    Raises CheckpointError naming the file when it does not fit."""
+    from trt_inpaint.models import checkpoints
+
+    return getattr(checkpoints, STAGES[Stage(stage)].torch.loader)(path).eval()
+
+
+def load_stage(stage: Stage | str, path: str | Path) -> nn.Module:
+    """``build_stage`` around ``load_stage_model``, in eval mode."""
+    return build_stage(stage, load_stage_model(stage, path)).eval()
 
 
 def random_stage_model(stage: Stage | str, seed: int = 0, tiny: bool = False) -> nn.Module:
@@ -246,10 +245,9 @@ def random_stage_model(stage: Stage | str, seed: int = 0, tiny: bool = False) ->
     The same (stage, seed, tiny) always gives the same weights; both denoisers get identical weights for
     one seed (same keys), which every consumer (exporter, torch backend) reproduces alike.
     """
-    module, full, small = _CONSTRUCTORS[Stage(stage)]
-    mod = importlib.import_module(module)
-    model = getattr(mod, small if tiny else full)()
-    getattr(mod, "random_init_", deterministic_init_)(model, seed)  # a model file may refine the rule
+    model = stage_model(stage, tiny)
+    rule = getattr(_model_module(stage), "random_init_", deterministic_init_)  # a model file may refine it
+    rule(model, seed)
     return model.eval()
 
 
@@ -259,7 +257,7 @@ def random_stage(stage: Stage | str, seed: int = 0, tiny: bool = False) -> nn.Mo
 
 
 def random_ensemble(seed: int = 0, tiny: bool = False) -> Ensemble:
-    return Ensemble({s: random_stage(s, seed, tiny) for s in STAGE_WRAPPERS}).eval()
+    return Ensemble({s: random_stage(s, seed, tiny) for s in STAGES}).eval()
 
 
 def example_inputs(

@@ -155,6 +155,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 def _train(a, stage, loss_factory, log) -> int:
     import torch
 
+    from trt_inpaint.export.spec import Stage, spec
     from trt_inpaint.training.data import load_index, split_items
     from trt_inpaint.training.datasets import InpaintSamples
     from trt_inpaint.training.loop import Trainer, TrainOptions
@@ -170,9 +171,9 @@ def _train(a, stage, loss_factory, log) -> int:
         train_items, val_items = split_items(idx.items, a.val_fraction, a.seed)
         val_idx = idx
     torch.manual_seed(a.seed)
-    task = make_task(
-        stage, Arch(a.arch), loss_factory(device), device, a.lama_denoiser, getattr(a, "combiner", None)
-    )
+    # frozen upstream weights: every flag named after a stage (--lama-denoiser, --combiner)
+    frozen = {s: getattr(a, s.value) for s in Stage if getattr(a, s.value, None) is not None}
+    task = make_task(stage, Arch(a.arch), loss_factory(device), device, frozen)
     train_set = InpaintSamples(idx, train_items, sets, task.sources)
     val_set = InpaintSamples(val_idx, val_items, sets, task.sources) if val_items else None
     out = a.out or (a.data / "train" / stage.value)
@@ -194,7 +195,7 @@ def _train(a, stage, loss_factory, log) -> int:
     )
     res = Trainer(task, train_set, val_set, opts, device).run(log)
     if res.finished:
-        log(f"weights: {res.weights} (pass it to export-engines --{stage.value.replace('_', '-')})")
+        log(f"weights: {res.weights} (pass it to export-engines {spec(stage).weights_flag})")
     else:
         log(f"stopped at step {res.steps}; run the same command again to resume")
     return 0

@@ -174,10 +174,7 @@ def _torch_factory(engines: EngineDir, stage: Stage):
 
         if seed is not None:
             return stages.random_stage(stage, seed, tiny)
-        from trt_inpaint.export.build import LOADERS
-        from trt_inpaint.models import checkpoints
-
-        return stages.build_stage(stage, getattr(checkpoints, LOADERS[stage][0])(path)).eval()
+        return stages.load_stage(stage, path)
 
     return factory
 
