@@ -9,14 +9,14 @@ from ``seed``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from trt_inpaint.export.spec import MANIFEST_NAME, STAGES, Precision, Role, Stage, onnx_filename, spec
+from trt_inpaint.export.manifest import Artefact, Manifest, StageRecord, write_manifest
+from trt_inpaint.export.spec import STAGES, Precision, Role, Stage, onnx_filename, spec
 
 OPSET = 17
 HIDDEN = 8  # channels between the two 1x1 convolutions
@@ -100,19 +100,37 @@ def standin_flops(stage: Stage, size: int, width: int, batch: int = 1) -> float:
     return 2.0 * batch * (size * size * (HIDDEN * cin + 3 * HIDDEN) + 2 * 3 * width)
 
 
+def stage_record(
+    stage: Stage, source: dict | None = None, artefacts: dict[str, Artefact] | None = None
+) -> StageRecord:
+    """A manifest record for ``stage`` with the spec's I/O; by default no weights source and no artefacts
+    (so the runtime finds no facts beyond the record itself)."""
+    s = spec(stage)
+    return StageRecord(
+        stage=stage.value,
+        precision=Precision.FP32.value,
+        source=source if source is not None else {"standin": True},
+        random_init=False,
+        inputs=[{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in s.inputs],
+        outputs=[{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in s.outputs],
+        profile={},
+        artefacts=artefacts or {},
+    )
+
+
+def write_records(folder: Path, *records: StageRecord) -> Path:
+    """manifest.json of ``folder`` holding ``records``, through the exporter's writer."""
+    return write_manifest(folder, Manifest(stages={r.stage: r for r in records}))
+
+
 def write_standins(
-    folder: Path,
-    width: int | dict[Stage, int] = 100_000,
-    seed: int = 0,
-    stages=tuple(Stage),
-    manifest: dict | None = None,
+    folder: Path, width: int | dict[Stage, int] = 100_000, seed: int = 0, stages=tuple(Stage)
 ) -> Path:
-    """fp32 stand-ins for ``stages`` in ``folder`` (created), plus a minimal manifest. ``width``: one for
-    all stages, or per stage."""
+    """fp32 stand-ins for ``stages`` in ``folder`` (created), plus a manifest naming them (no weights
+    source, no artefacts). ``width``: one for all stages, or per stage."""
     folder.mkdir(parents=True, exist_ok=True)
     for st in stages:
         w = width[st] if isinstance(width, dict) else width
         onnx.save(standin_model(st, w, seed), str(folder / onnx_filename(st, Precision.FP32)))
-    data = manifest or {"stages": {st.value: {"standin": True} for st in stages}}
-    (folder / MANIFEST_NAME).write_text(json.dumps(data))
+    write_records(folder, *(stage_record(st) for st in stages))
     return folder

@@ -1,14 +1,14 @@
 """Backends and their selection: what runs here, what does not and why, and damaged engine files."""
 
-import json
 import shutil
 
 import numpy as np
 import pytest
 
-from tests.standins import standin_model, write_standins
+from tests.standins import stage_record, standin_model, write_records, write_standins
 from trt_inpaint.errors import BackendUnavailable, EngineError
-from trt_inpaint.export.spec import MANIFEST_NAME, Precision, Stage, onnx_filename, random_feeds, spec
+from trt_inpaint.export.manifest import Artefact
+from trt_inpaint.export.spec import Precision, Stage, onnx_filename, random_feeds, spec
 from trt_inpaint.runtime.backends.base import Backend
 from trt_inpaint.runtime.backends.onnxruntime import OrtRunner
 from trt_inpaint.runtime.backends.registry import select
@@ -50,8 +50,7 @@ def test_file_size_differing_from_manifest_is_an_engine_error(tmp_path, engines)
     folder = tmp_path / "e"
     shutil.copytree(engines, folder)
     name = onnx_filename(Stage.LAMA, Precision.FP32)
-    manifest = {"format": 1, "stages": {"lama": {"artefacts": {"onnx_fp32": {"file": name, "bytes": 12}}}}}
-    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    write_records(folder, stage_record(Stage.LAMA, artefacts={"onnx_fp32": Artefact(name, "", 12, "")}))
     with pytest.raises(EngineError, match="manifest recorded 12"):
         select(Backend.ORT_CPU, EngineDir(folder), [Stage.LAMA])
 

@@ -7,6 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.standins import stage_record, write_records
+from trt_inpaint.export.spec import Stage
 from trt_inpaint.runtime.cli import main
 from trt_inpaint.samples import sample_pairs
 
@@ -179,7 +181,7 @@ def test_checkpoint_error_exits_3(engines, pair, tmp_path, capsys):
     shutil.copytree(engines, eng)
     ckpt = tmp_path / "lama.safetensors"
     ckpt.write_bytes(b"\x00" * 64)
-    (eng / "manifest.json").write_text(json.dumps({"stages": {"lama": {"source": {"path": str(ckpt)}}}}))
+    write_records(eng, stage_record(Stage.LAMA, source={"path": str(ckpt)}))
     out = tmp_path / "o.png"
     rc = main([str(img), str(mask), "-o", str(out), "--engines", str(eng), "--backend", "torch",
                "--models", "lama", "--no-footprint-cache"])  # fmt: skip

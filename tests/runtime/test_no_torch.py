@@ -87,3 +87,25 @@ def test_tensorrt_path_does_not_import_torch(tmp_path, engines):
     proc = _run(code)
     assert proc.returncode == 0 and "NO-TORCH-OK" in proc.stdout, proc.stderr[-2000:]
     assert "backend tensorrt cannot run" in proc.stderr
+
+
+def test_manifest_reader_and_stage_table_import_no_torch(engines):
+    """The runtime's manifest facts come from export.manifest and the stage table from export.spec: both
+    load and work with torch absent, and pull in no other heavy module."""
+    proc = _run(
+        BLOCK_TORCH
+        + "import sys\n"
+        + "from trt_inpaint.export.manifest import read_manifest\n"
+        + "from trt_inpaint.export.spec import STAGES\n"
+        + "from trt_inpaint.runtime.engines import EngineDir\n"
+        + f"m = read_manifest({str(engines)!r})\n"
+        + "assert set(m.stages) == {s.value for s in STAGES}, m.stages\n"
+        + f"ed = EngineDir({str(engines)!r})\n"
+        + "assert all(ed.stage_facts(s).record is not None for s in STAGES)\n"
+        + "assert all(row.weights_flag for row in STAGES.values())\n"
+        + "heavy = ('torch', 'onnx', 'onnxruntime', 'tensorrt', 'tensorrt_rtx')\n"
+        + "heavy = [x for x in heavy if x in sys.modules]\n"
+        + "assert not heavy, heavy\n"
+        + "print('NO-TORCH-OK')\n"
+    )
+    assert proc.returncode == 0 and "NO-TORCH-OK" in proc.stdout, proc.stderr[-2000:]

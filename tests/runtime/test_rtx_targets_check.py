@@ -3,11 +3,11 @@ what an older manifest without the record gives)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from trt_inpaint.export.spec import MANIFEST_NAME, Stage
+from tests.standins import stage_record, write_records
+from trt_inpaint.export.manifest import Artefact
+from trt_inpaint.export.spec import Stage
 from trt_inpaint.runtime import gpu
 from trt_inpaint.runtime.engines import EngineDir
 
@@ -46,14 +46,17 @@ def test_no_nvml_here_means_no_check():
         assert isinstance(cc, tuple) and len(cc) == 2 and cc[0] >= 3
 
 
+def _engine_record(info: dict):
+    return stage_record(Stage.MAT, artefacts={"engine": Artefact("mat.fp16.engine", "", 6, "", info=info)})
+
+
 def test_older_manifest_without_targets(tmp_path):
     info = {"builder": "tensorrt-rtx", "version": "1.7"}
-    stages = {"mat": {"artefacts": {"engine": {"file": "mat.fp16.engine", "info": info}}}}
-    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"stages": stages}))
+    write_records(tmp_path, _engine_record(info))
     facts = EngineDir(tmp_path).stage_facts(Stage.MAT)
     assert facts.trt_module == "tensorrt_rtx" and facts.compute_capabilities is None
     info["target"] = {"compute_capabilities": ["8.9"]}
-    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"stages": stages}))
+    write_records(tmp_path, _engine_record(info))
     assert EngineDir(tmp_path).stage_facts(Stage.MAT).compute_capabilities == ("8.9",)
 
 
@@ -64,8 +67,7 @@ def test_auto_passes_over_engines_built_for_other_gpus(tmp_path, monkeypatch):
     from trt_inpaint.runtime.backends.registry import files_problem
 
     info = {"builder": "tensorrt-rtx", "version": "1.7", "target": {"compute_capabilities": DEFAULT}}
-    stages = {"mat": {"artefacts": {"engine": {"file": "mat.fp16.engine", "info": info}}}}
-    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"stages": stages}))
+    write_records(tmp_path, _engine_record(info))
     (tmp_path / engine_filename(Stage.MAT, Precision.FP16)).write_bytes(b"engine")
     ed = EngineDir(tmp_path)
     # the GPU's compute capability is the one thing made up here (no GPU on this machine)

@@ -21,6 +21,7 @@ from trt_inpaint.bench.backends import BY_KEY, DEFAULT_KEYS, TABLE, lookup, unav
 from trt_inpaint.bench.config import QUICK_SCALING_BACKENDS, QUICK_SIZES, BenchConfig
 from trt_inpaint.bench.worker import PROGRESS_PREFIX, Job
 from trt_inpaint.errors import EngineError, InputError, TrtInpaintError
+from trt_inpaint.export.manifest import read_manifest
 from trt_inpaint.export.spec import PIPELINES, Pipeline, Stage, onnx_filename, spec
 from trt_inpaint.export.spec import Precision as P
 
@@ -231,18 +232,6 @@ def run_worker(job: Job, progress) -> dict:
         return {"backend": job.backend, "error": f"worker died (exit status {rc}): {last[:300]}"}
 
 
-def _random_init(engines: Path) -> bool | None:
-    try:
-        m = json.loads((engines / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(m, dict):
-        return None
-    stages = m.get("stages") if isinstance(m.get("stages"), dict) else {}
-    per_stage = any(isinstance(e, dict) and e.get("random_init") for e in stages.values())
-    return bool(m.get("random_init")) or per_stage
-
-
 def _best_peak(start, end) -> dict:
     best = max((start, end), key=lambda p: p.flops).to_dict()
     best["start_flops"], best["end_flops"] = start.flops, end.flops
@@ -258,6 +247,7 @@ def run_bench(cfg: BenchConfig, analysis: Path | None = None) -> dict:
     from trt_inpaint.bench.report import headline_ratio, write_report
 
     check_engines(cfg)
+    manifest = read_manifest(cfg.engines)  # a damaged one stops here, before any measurement
     rows = [b for b in TABLE if b.key in cfg.backends]
     stages = _pipeline_stages(cfg)
     bar = tqdm(total=2 + len(rows), desc="inpaint-bench", unit="step", file=sys.stderr, dynamic_ncols=True)
@@ -308,7 +298,7 @@ def run_bench(cfg: BenchConfig, analysis: Path | None = None) -> dict:
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "peak": _best_peak(peak, measure_peak(n=cfg.peak_n, threads=cfg.threads)),
         "flops": flops,
-        "random_init": _random_init(cfg.engines),
+        "random_init": None if manifest is None else manifest.uses_random_init,
         "backends": backends,
     }
     report["headline"] = headline_ratio(report)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trt_inpaint import atomic
+
 MIB = 1024**2
 
 
@@ -97,7 +99,8 @@ def plot_report(report: dict, path: Path) -> None:
         fontsize=10,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic.atomic_path(path) as tmp:  # the temporary name keeps .png: matplotlib picks the format by it
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 

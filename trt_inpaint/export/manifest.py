@@ -1,10 +1,14 @@
-"""manifest.json of an engines folder: what was built, from what, how, for which GPU; staleness checks."""
+"""manifest.json of an engines folder: what was built, from what, how, for which GPU; staleness checks.
+
+The one reader and writer of the file (the exporter, the runtime's ``EngineDir``, the benchmark and the
+training cache all go through ``read_manifest``). Imports no torch, onnx or TensorRT: the runtime reads it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from trt_inpaint import atomic
@@ -43,6 +47,10 @@ class Artefact:
     info: dict = field(default_factory=dict)
 
     @classmethod
+    def from_dict(cls, d: object, where: str) -> Artefact:
+        return cls(**_fields(cls, d, where))
+
+    @classmethod
     def of(cls, path: Path, key: str, seconds: float = 0.0, info: dict | None = None) -> Artefact:
         path = Path(path)
         return cls(path.name, sha256_file(path), path.stat().st_size, key, round(seconds, 2), info or {})
@@ -76,9 +84,10 @@ class StageRecord:
         return None
 
     @classmethod
-    def from_dict(cls, d: dict) -> StageRecord:
-        d = dict(d)
-        d["artefacts"] = {k: Artefact(**v) for k, v in d.get("artefacts", {}).items()}
+    def from_dict(cls, d: object, where: str) -> StageRecord:
+        d = _fields(cls, d, where)
+        arts = d.get("artefacts", {})
+        d["artefacts"] = {k: Artefact.from_dict(v, f"{where}.artefacts.{k}") for k, v in arts.items()}
         return cls(**d)
 
 
@@ -91,23 +100,67 @@ class Manifest:
     random_init: bool = False
     warning: str | None = None
 
+    @property
+    def uses_random_init(self) -> bool:
+        """Whether any stage was built from seeded random weights."""
+        return any(s.random_init for s in self.stages.values())
+
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["random_init"] = any(s.random_init for s in self.stages.values())
+        d["random_init"] = self.uses_random_init
         d["warning"] = RANDOM_INIT_WARNING if d["random_init"] else None
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> Manifest:
-        d = dict(d)
-        if d.get("format") != FORMAT:
-            raise ValueError(f"manifest format {d.get('format')!r}, this tool reads {FORMAT}")
-        d["stages"] = {k: StageRecord.from_dict(v) for k, v in d.get("stages", {}).items()}
+    def from_dict(cls, d: object) -> Manifest:
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            found = d.get("format") if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"manifest format {found!r}, this tool reads {FORMAT}")
+        d = _fields(cls, d, "manifest")
+        d["stages"] = {k: StageRecord.from_dict(v, f"stages.{k}") for k, v in d.get("stages", {}).items()}
         return cls(**d)
 
 
+# JSON types of the field annotations above (bool is not accepted as an int, an int is a float)
+_JSON = {
+    "str": str,
+    "int": int,
+    "float": (int, float),
+    "bool": bool,
+    "dict": dict,
+    "list[dict]": list,
+    "str | None": (str, type(None)),
+    "dict[str, Artefact]": dict,
+    "dict[str, StageRecord]": dict,
+}
+
+
+def _fields(cls: type, d: object, where: str) -> dict:
+    """``d`` checked against the dataclass ``cls``: an object with only its fields, every field without a
+    default present, each of its JSON type. Returns the fields given (a copy); ValueError naming the field
+    otherwise."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} is a {type(d).__name__}, not an object")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise ValueError(f"{where} has unknown field {unknown[0]!r}")
+    out = {}
+    for name, f in known.items():
+        if name not in d:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ValueError(f"{where} lacks {name!r}")
+            continue
+        want, value = _JSON[f.type], d[name]
+        if not isinstance(value, want) or (isinstance(value, bool) and want in (int, (int, float))):
+            raise ValueError(f"{where}.{name} is {value!r:.40}, not of type {f.type}")
+        out[name] = value
+    return out
+
+
 def read_manifest(out_dir: Path, missing_ok: bool = True) -> Manifest | None:
-    """The manifest of ``out_dir``; None if absent and ``missing_ok``. A damaged one raises EngineError."""
+    """The manifest of ``out_dir``; None if absent and ``missing_ok``. A damaged one (not JSON, another
+    format, a missing, unknown or mistyped field) raises EngineError naming the file."""
     path = Path(out_dir) / MANIFEST_NAME
     if not path.is_file():
         if missing_ok:
@@ -115,7 +168,7 @@ def read_manifest(out_dir: Path, missing_ok: bool = True) -> Manifest | None:
         raise EngineError("no manifest here: run export-engines first", path)
     try:
         return Manifest.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError, KeyError) as e:
+    except (OSError, ValueError) as e:
         raise EngineError(f"unreadable manifest: {e}", path) from e
 
 

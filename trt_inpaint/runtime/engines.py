@@ -1,27 +1,27 @@
-"""The engines/ folder as the runtime sees it: file paths from ``spec`` and a defensive manifest reader.
+"""The engines/ folder as the runtime sees it: file paths from ``spec``, manifest facts from the exporter's
+typed reader (``export.manifest``, which imports no torch).
 
 The runtime relies on these manifest facts only, each optional (see ``StageFacts``): per stage, the
 TensorRT module and version that built its engine, each file's recorded size, and where the weights came
 from (random-init seed and size, or a checkpoint path) so the torch backend can rebuild the same stage.
+A folder without a manifest has no facts; a damaged manifest is an EngineError naming it.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trt_inpaint.errors import EngineError
-from trt_inpaint.export.spec import MANIFEST_NAME, Precision, Stage, engine_filename, onnx_filename
-
-EXPORT_COMMAND = (
-    "export-engines --out {dir} --lama CKPT --mat CKPT --lama-denoiser W --combiner W --final-denoiser W"
-)
+from trt_inpaint.export.manifest import Manifest, StageRecord, read_manifest
+from trt_inpaint.export.spec import MANIFEST_NAME, STAGES, Precision, Stage, engine_filename, onnx_filename
 
 
 def export_hint(folder: Path) -> str:
-    return f"build them with: {EXPORT_COMMAND.format(dir=folder)} (or --random-init for a smoke test)"
+    """The export command for ``folder``, one weights flag per stage of the spec's table."""
+    flags = " ".join(f"{row.weights_flag} {row.weights_metavar}" for row in STAGES.values())
+    return f"build them with: export-engines --out {folder} {flags} (or --random-init for a smoke test)"
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class StageFacts:
     random_init_seed: int | None = None
     tiny: bool = False
     checkpoints: dict[str, str] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
+    record: StageRecord | None = None  # the stage's whole manifest record (None without one)
 
 
 def _get(d: Any, *keys: str) -> Any:
@@ -52,6 +52,7 @@ class EngineDir:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        self._parsed: tuple[tuple[int, ...] | None, Manifest | None] | None = None
 
     def onnx(self, stage: Stage, precision: Precision) -> Path:
         return self.folder / onnx_filename(stage, precision)
@@ -59,27 +60,32 @@ class EngineDir:
     def engine(self, stage: Stage, precision: Precision) -> Path:
         return self.folder / engine_filename(stage, precision)
 
-    def manifest(self) -> dict[str, Any]:
-        """The parsed manifest, {} if absent; EngineError if present but unreadable."""
+    def manifest(self) -> Manifest | None:
+        """The folder's manifest through the exporter's typed reader, parsed once (and again only when the
+        file changes: a rebuild replaces it); None if absent; EngineError naming the file if damaged."""
         path = self.folder / MANIFEST_NAME
-        if not path.exists():
-            return {}
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise EngineError(f"manifest is not readable JSON ({e})", path) from e
-        return data if isinstance(data, dict) else {}
+            st = path.stat()
+            signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:
+            signature = None
+        except OSError as e:
+            raise EngineError(f"cannot read the manifest ({e.strerror or e})", path) from e
+        if self._parsed is None or self._parsed[0] != signature:
+            self._parsed = (signature, None if signature is None else read_manifest(self.folder))
+        return self._parsed[1]
 
     def stage_facts(self, stage: Stage) -> StageFacts:
-        """Facts about ``stage`` from the exporter's manifest (format 1: ``stages.<name>.source`` and
+        """Facts about ``stage`` from the manifest (``stages.<name>.source`` and
         ``stages.<name>.artefacts.engine.info.{builder, version, target.compute_capabilities}``); missing
         pieces stay None."""
-        stages = _get(self.manifest(), "stages")
-        entry = stages.get(stage.value) if isinstance(stages, dict) else None
-        entry = entry if isinstance(entry, dict) else {}
-        source = _get(entry, "source") or {}
-        engine = _get(_get(entry, "artefacts"), "engine") or {}
-        info = _get(engine, "info") or {}
+        manifest = self.manifest()
+        record = manifest.stages.get(stage.value) if manifest is not None else None
+        if record is None:
+            return StageFacts()
+        source = record.source
+        engine = record.artefacts.get("engine")
+        info = engine.info if engine is not None else {}
         builder = _get(info, "builder")
         seed = _get(source, "seed") if _get(source, "random_init") else None
         path = _get(source, "path")
@@ -92,14 +98,15 @@ class EngineDir:
             random_init_seed=int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None,
             tiny=bool(_get(source, "tiny")),
             checkpoints={"path": str(path)} if path else {},
-            raw=entry,
+            record=record,
         )
 
     def recorded_bytes(self, stage: Stage, filename: str) -> int | None:
         """The size the manifest recorded for ``filename`` of ``stage`` (None if not recorded)."""
-        for art in (_get(self.stage_facts(stage).raw, "artefacts") or {}).values():
-            if _get(art, "file") == filename and isinstance(_get(art, "bytes"), int):
-                return art["bytes"]
+        record = self.stage_facts(stage).record
+        for art in record.artefacts.values() if record is not None else ():
+            if art.file == filename:
+                return art.bytes
         return None
 
     def require(self, paths: list[Path]) -> None:

@@ -15,8 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from trt_inpaint import atomic
 from trt_inpaint.errors import InputError
-from trt_inpaint.export.spec import MANIFEST_NAME, Pipeline, pipeline_stages
+from trt_inpaint.export.manifest import read_manifest
+from trt_inpaint.export.spec import Pipeline, pipeline_stages
 from trt_inpaint.runtime.options import InpaintOptions
 from trt_inpaint.training.data import OUTPUTS_DIR, Index
 
@@ -42,15 +44,15 @@ class RunSummary:
 
 
 def weights_fingerprint(engines: Path, pipeline: Pipeline) -> dict[str, str]:
-    """Per stage of ``pipeline``: a hash of the manifest's record of its weights source ({} without one)."""
-    path = Path(engines) / MANIFEST_NAME
-    try:
-        stages = json.loads(path.read_text()).get("stages", {})
-    except (OSError, ValueError):
+    """Per stage of ``pipeline``: a hash of the manifest's record of its weights source ({} without a
+    manifest; EngineError if it is damaged)."""
+    manifest = read_manifest(engines)
+    if manifest is None:
         return {}
     out = {}
     for s in pipeline_stages(pipeline):
-        src = stages.get(s.value, {}).get("source") if isinstance(stages.get(s.value), dict) else None
+        record = manifest.stages.get(s.value)
+        src = record.source if record is not None else None
         out[s.value] = hashlib.sha256(json.dumps(src, sort_keys=True).encode()).hexdigest()[:16]
     return out
 
@@ -100,7 +102,8 @@ def run_outputs(
     try:
         summary.backend = inp.selection.backend.value
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / SOURCE_NAME).write_text(
+        atomic.write_text(
+            folder / SOURCE_NAME,
             json.dumps(
                 {
                     "weights": fp,
@@ -110,7 +113,7 @@ def run_outputs(
                     "engines": str(Path(opts.inpaint.engines).resolve()),
                 },
                 indent=1,
-            )
+            ),
         )
         bar = tqdm(total=len(todo), disable=not opts.progress, desc=pipeline.value, unit="img")
         for start in range(0, len(todo), opts.chunk):
