@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 from pathlib import Path
 
 import numpy as np
 
+from trt_inpaint import atomic
 from trt_inpaint.errors import BackendUnavailable, BudgetError, EngineError, TrtInpaintError
 from trt_inpaint.export.spec import Stage, spec
 from trt_inpaint.runtime import gpu
@@ -71,19 +71,6 @@ def runtime_cache_path(engine: Path, cc: tuple[int, int] | None) -> Path:
     """Where the TensorRT-RTX runtime cache of ``engine`` lives on a GPU of compute capability ``cc``."""
     tag = f".sm{cc[0]}{cc[1]}" if cc else ""
     return engine.with_name(f"{engine.name}{tag}{RUNTIME_CACHE_SUFFIX}")
-
-
-def write_atomic(path: Path, data: bytes) -> bool:
-    """Write ``data`` to ``path`` through a temporary file; False where the folder is not writable."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        return True
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        return False
 
 
 def _make_logger(trt):
@@ -227,7 +214,8 @@ class TrtRunner(Runner):
         if self._rtcache is not None and self._rtcache_path is not None:
             blob = self._rtcache.serialize()
             if blob is not None:
-                write_atomic(self._rtcache_path, bytes(memoryview(blob)))
+                with contextlib.suppress(OSError):  # a read-only folder: the next load compiles again
+                    atomic.write_bytes(self._rtcache_path, memoryview(blob))
 
     def _warmup_feeds(self) -> dict[str, np.ndarray]:
         """Zeros at the engine's optimum shape (profile 0), batch 1."""
