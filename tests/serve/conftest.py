@@ -146,3 +146,36 @@ class OpenApiCheck:
         for name in documented[code].get("headers", {}):
             assert name in response.headers, f"{method} {template} {code}: header {name} missing"
         self.checked += 1
+
+
+@pytest.fixture(scope="session")
+def big_engines(tmp_path_factory) -> Path:
+    """Stand-ins whose loads cost real memory (about 110 MB resident each on ONNX Runtime CPU), so that a
+    budget of ``ONE_STAGE_BUDGET`` holds exactly one stage at a time."""
+    return write_standins(tmp_path_factory.mktemp("big_engines"), width=1_000_000)
+
+
+ONE_STAGE_BUDGET = "150MiB"
+
+
+def metric_samples(client: httpx.Client) -> list:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/metrics").text
+    return [s for f in text_string_to_metric_families(text) for s in f.samples]
+
+
+def metric(samples: list, name: str, **labels) -> float:
+    return sum(
+        s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
