@@ -66,6 +66,7 @@ def create_app(inpainter, config: ServeConfig | None = None) -> FastAPI:
         try:
             yield
         finally:
+            parts.service.close()
             if batcher.stop(config.graceful_timeout):
                 inpainter.close()
             else:

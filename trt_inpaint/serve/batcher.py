@@ -27,6 +27,7 @@ from trt_inpaint.errors import Cancelled, EngineError, InputError, TrtInpaintErr
 from trt_inpaint.export.spec import Stage, pipeline_stages
 from trt_inpaint.runtime.workitem import WorkItem
 from trt_inpaint.serve.config import ServeConfig
+from trt_inpaint.serve.malloc import Malloc
 from trt_inpaint.serve.metrics import Metrics
 from trt_inpaint.serve.problems import Problem
 
@@ -78,10 +79,12 @@ class Batcher:
         self.batches = 0
         self._pool: dict = {}  # the pool's numbers, refreshed by the inference thread
         self._thread = threading.Thread(target=self._loop, name="trt-inpaint-inference", daemon=True)
+        self.malloc = Malloc()
 
     # ---- the event loop's side ----------------------------------------------------------------------
 
     def start(self) -> None:
+        self.malloc.keep_large_blocks_apart()
         self._refresh()
         self._thread.start()
 
@@ -274,6 +277,9 @@ class Batcher:
                 job.future.set_result(job)
             except InvalidStateError:
                 pass
+        with self._cond:
+            idle = not self._queue
+        self.malloc.trim(force=idle)
 
     def _health(self, items: list[WorkItem]) -> None:
         with self._cond:

@@ -22,7 +22,7 @@ FILES = {
 # everything from this server, nothing inline, no other origin (the machine may be offline anyway)
 CSP = (
     "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    "connect-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 
 

@@ -11,9 +11,10 @@ leaves the queue or its running batch and the others go on.
 from __future__ import annotations
 
 import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from anyio import to_thread
 from starlette.requests import Request
 
 from trt_inpaint.errors import TrtInpaintError
@@ -64,10 +65,20 @@ ANSWER_HEADERS = {
 
 
 class Service:
+    """Decoding and encoding run in a small pool of its own: a few threads (not one per request), and
+    unlike AnyIO's idle worker threads they keep no reference to the last work item they handled."""
+
     def __init__(self, inpainter, batcher: Batcher, config: ServeConfig):
         self.inpainter = inpainter
         self.batcher = batcher
         self.config = config
+        self.cpu = ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="trt-inpaint-cpu")
+
+    async def _off_loop(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
+
+    def close(self) -> None:
+        self.cpu.shutdown(wait=False, cancel_futures=True)
 
     def check(self, data: bytes, field: str) -> Header:
         """Format and size from the header, against the limits, before anything is decoded."""
@@ -94,7 +105,7 @@ class Service:
         overrides = upload.fields.overrides()
         inp = self.inpainter
         try:
-            item = await to_thread.run_sync(
+            item = await self._off_loop(
                 lambda: inp.prepare_bytes(upload.image, upload.mask, suffix=image.format.suffix, **overrides)
             )
         except TrtInpaintError as e:
@@ -110,7 +121,7 @@ class Service:
         else:
             self.batcher.withdraw(job)
         try:
-            enc = await to_thread.run_sync(inp.encode, item, fmt.suffix)
+            enc = await self._off_loop(inp.encode, item, fmt.suffix)
         except TrtInpaintError as e:
             raise problem_of(e, self.config.retry_after) from None
         return Answer(
