@@ -58,8 +58,9 @@ def test_concurrent_requests_are_batched_under_a_one_stage_budget(start_server, 
     assert loads["lama"] == batches  # one load per stage per batch, not per request
     assert metric(samples, "trt_inpaint_stage_swaps_total") > 0
     footprints = [s["footprint_bytes"] for s in status["stages"]]
-    assert sum(s["resident"] for s in status["stages"]) == 1
-    assert status["peak_pool_bytes"] < 2 * min(footprints), "the budget held more than one stage"
+    assert status["peak_pool_bytes"] <= status["budget_bytes"] < sum(sorted(footprints)[-2:]), (
+        "the budget must hold one stage and not the two largest"
+    )
 
 
 def test_full_queue_answers_503_at_once_and_deadlines_504(start_server, serve_engines):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from trt_inpaint.serve.problems import Problem
 from trt_inpaint.serve.schemas import OPTION_FIELDS, InferRequest, InpaintFields
-from trt_inpaint.serve.uploads import Upload, validate
+from trt_inpaint.serve.uploads import Upload, json_object, validate
 
 HEADER_LENGTH = "inference-header-content-length"
 INPUTS = ("image", "mask")
@@ -76,15 +76,7 @@ def parse_infer(body: bytes, header_length: str | None) -> InferCall:
         head, binary = body[:n], body[n:]
     else:
         head, binary = body, b""
-    if not head.strip():
-        raise Problem(400, "empty request body: send a v2 inference request (JSON)")
-    try:
-        data = json.loads(head)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise Problem(400, f"body is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise Problem(422, "body must be a JSON object")
-    req = validate(InferRequest, data)
+    req = validate(InferRequest, json_object(head, "send a v2 inference request (JSON)"))
     found: dict[str, bytes] = {}
     offset = 0
     for t in req.inputs:

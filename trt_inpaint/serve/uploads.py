@@ -97,16 +97,20 @@ def _b64(text: str, name: str) -> bytes:
         raise Problem(422, f"field {name}: not valid base64") from None
 
 
-async def _json(request: Request) -> Upload:
-    body = await request.body()
+def json_object(body: bytes, how: str) -> dict:
+    """A request body that must be a JSON object; ``how`` says what to send instead."""
     if not body.strip():
-        raise Problem(400, f"empty request body: {HOW}")
+        raise Problem(400, f"empty request body: {how}")
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise Problem(400, f"body is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise Problem(422, "body must be a JSON object")
-    req = validate(InpaintJson, data)
+    return data
+
+
+async def _json(request: Request) -> Upload:
+    req = validate(InpaintJson, json_object(await request.body(), HOW))
     fields = InpaintFields(**{k: getattr(req, k) for k in OPTION_FIELDS})
     return Upload(_b64(req.image, "image"), _b64(req.mask, "mask"), fields)
