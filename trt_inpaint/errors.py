@@ -49,3 +49,10 @@ class BudgetError(TrtInpaintError):
     """A stage cannot fit the memory budget even alone."""
 
     exit_code = 6
+
+
+class Cancelled(TrtInpaintError):
+    """The owner of a work item gave up on it before it finished (a server request past its deadline, or
+    whose client went away)."""
+
+    exit_code = 130

@@ -127,6 +127,14 @@ class Inpainter:
         """A work item from files, each decoded once (EXIF orientation, bit depth and alpha kept)."""
         return prepare_step.prepare_file(image_path, mask_path, self._item_options(overrides))
 
+    def prepare_bytes(
+        self, image: bytes, mask: bytes, *, suffix: str, name: str = "image", **overrides
+    ) -> WorkItem:
+        """A work item from encoded bytes (an upload), decoded as a file would be; ``suffix``: its format."""
+        return prepare_step.prepare_bytes(
+            image, mask, self._item_options(overrides), suffix=suffix, name=name
+        )
+
     def run(self, items: Sequence[WorkItem], progress: Progress | None = None) -> RunReport:
         """Fill each pending item's ``result`` or typed ``error``, stage-major (one load per stage)."""
         for item in items:

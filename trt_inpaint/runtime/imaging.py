@@ -44,6 +44,12 @@ def _decode(path: Path, what: str) -> tuple[np.ndarray, bytes, int]:
         data = path.read_bytes()
     except OSError as e:
         raise InputError(f"cannot read {what}: {e.strerror or e}", path) from e
+    return decode_bytes(data, what, path)
+
+
+def decode_bytes(data: bytes, what: str, path: Path | None = None) -> tuple[np.ndarray, bytes, int]:
+    """An encoded file's bytes -> (array upright in RGB order, the bytes, the EXIF orientation applied).
+    ``path`` names the file (or the field it came in) in errors."""
     if not data:
         raise InputError(f"{what} is an empty file", path)
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -80,6 +86,13 @@ def read_image(path: str | Path) -> ImageFile:
     path = Path(path)
     pixels, data, turn = _decode(path, "image")
     return ImageFile(check_image(pixels, path), path.suffix.lower(), path, data, turn)
+
+
+def image_from_bytes(data: bytes, name: str, suffix: str) -> ImageFile:
+    """An image received as bytes (e.g. an upload): ``name`` labels it in errors, ``suffix`` is its format."""
+    path = Path(name)
+    pixels, data, turn = decode_bytes(data, "image", path)
+    return ImageFile(check_image(pixels, path), suffix.lower(), path, data, turn)
 
 
 def read_mask(path: str | Path) -> np.ndarray:

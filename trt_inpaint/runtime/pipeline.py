@@ -8,6 +8,8 @@ live in an ``IntermediateStore`` and are dropped after their last consumer. MAT'
 
 Errors keep their type: a stage that cannot be loaded (``EngineError``, ``BudgetError``, ...) fails every
 item that needs it with that error; an error while one item runs fails that item only. Other items go on.
+An item whose ``error`` its owner sets while the run goes on (from ``progress``: a request that gave up)
+leaves the run before its next stage.
 """
 
 from __future__ import annotations
@@ -107,6 +109,9 @@ def run_items(
         start = time.perf_counter()
         for i in users:
             item, call = alive[i], calls[i][stage]
+            if item.error is not None:  # set meanwhile by its owner (e.g. a server request that gave up)
+                _fail(alive.pop(i), i, item.error, store)
+                continue
             t0 = time.perf_counter()
             try:
                 if item.seed not in noise:

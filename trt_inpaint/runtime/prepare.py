@@ -31,7 +31,29 @@ def prepare_file(image_path: str | Path, mask_path: str | Path, options: Inpaint
     """A work item from an image file and a mask file, each read and decoded once."""
     img = imaging.read_image(image_path)
     mask_path = Path(mask_path)
-    hole = imaging.threshold_mask(imaging.read_mask(mask_path), mask_path)
+    return _with_mask(img, imaging.read_mask(mask_path), mask_path, options)
+
+
+def prepare_bytes(
+    image: bytes,
+    mask: bytes,
+    options: InpaintOptions,
+    *,
+    suffix: str,
+    name: str = "image",
+    mask_name: str = "mask",
+) -> WorkItem:
+    """A work item from encoded image and mask bytes (e.g. uploads), decoded exactly as files are.
+    ``suffix``: the image's format (the output's default); ``name``/``mask_name`` label them in errors."""
+    img = imaging.image_from_bytes(image, name, suffix)
+    mask_path = Path(mask_name)
+    return _with_mask(img, imaging.decode_bytes(mask, "mask", mask_path)[0], mask_path, options)
+
+
+def _with_mask(
+    img: imaging.ImageFile, mask: np.ndarray, mask_path: Path, options: InpaintOptions
+) -> WorkItem:
+    hole = imaging.threshold_mask(mask, mask_path)
     hole = imaging.fit_mask(hole, img.pixels.shape[:2], options.resize_mask, mask_path)
     source = Source(str(img.path), img.suffix, img.data, img.orientation)
     return _plan(img.pixels, hole, options, source)
