@@ -2,7 +2,8 @@
 
 With a GPU and a TensorRT module: each engine (polygraphy's TrtRunner) against the fp32 ONNX in ONNX
 Runtime. Without: the fp16 ONNX in ONNX Runtime CPU, and its fp16 storage simulation, against the fp32
-ONNX (see ``fp16_check.CPU_CAVEAT`` for what a CPU check can and cannot see). One table either way.
+ONNX (see ``fp16_check.CPU_CAVEAT`` for what a CPU check can and cannot see). One table either way; max
+|diff| and PSNR are taken over the hole pixels (``fp16_check.Comparison``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from trt_inpaint.export import spec as S
 from trt_inpaint.export.calibration import CalibrationOptions, CalibrationSet
-from trt_inpaint.export.fp16_check import CPU_CAVEAT, Comparison, compare, simulate
+from trt_inpaint.export.fp16_check import CPU_CAVEAT, Comparison, compare, hole_masks, simulate
 from trt_inpaint.export.manifest import StageRecord, read_manifest
 from trt_inpaint.export.segmented import run_onnx
 
@@ -96,13 +97,16 @@ class Checker:
                 continue
             feeds = self.calib.feeds(stage, self.reference)
             self.progress(f"{stage}: fp16 ONNX")
+            holes = hole_masks(feeds)
             got = run_onnx(self._file(stage, S.Precision.FP16), feeds)
-            rows.append(CheckRow(rec.stage, "fp16", "fp16 ONNX (ORT CPU) vs fp32 ONNX", compare(ref, got)))
+            rows.append(
+                CheckRow(rec.stage, "fp16", "fp16 ONNX (ORT CPU) vs fp32 ONNX", compare(ref, got, holes))
+            )
             islands = [i["node"] for i in rec.artefacts["onnx_fp16"].info.get("fp32_islands", [])]
             sim = simulate(onnx.load(str(self._file(stage, S.Precision.FP32))), islands)
             self.progress(f"{stage}: fp16 storage simulation")
             got = run_onnx(sim.SerializeToString(), feeds)
-            rows.append(CheckRow(rec.stage, "fp16", "fp16-sim vs fp32 ONNX", compare(ref, got)))
+            rows.append(CheckRow(rec.stage, "fp16", "fp16-sim vs fp32 ONNX", compare(ref, got, holes)))
         last = S.PIPELINES[S.Pipeline.ENSEMBLE][-1].stage
         names = {r.stage for r in records}
         if all(s.value in names for s in S.pipeline_stages(S.Pipeline.ENSEMBLE)) and all(
@@ -114,7 +118,7 @@ class Checker:
                     "ensemble",
                     "fp16",
                     "fp16 ONNX chain vs fp32 chain",
-                    compare(self.reference(last), self.fp16_chain(last)),
+                    compare(self.reference(last), self.fp16_chain(last), hole_masks(self.calib.feeds(last))),
                 )
             )
         return rows
@@ -142,7 +146,10 @@ class Checker:
                     out.append(np.asarray(runner.infer(f)[S.spec(stage).output_names[0]]))
             rows.append(
                 CheckRow(
-                    rec.stage, rec.precision, f"engine ({builder}) vs fp32 ONNX (ORT)", compare(ref, out)
+                    rec.stage,
+                    rec.precision,
+                    f"engine ({builder}) vs fp32 ONNX (ORT)",
+                    compare(ref, out, hole_masks(feeds)),
                 )
             )
         return rows
@@ -163,7 +170,7 @@ def run_check(
 
 
 def format_table(rows: list[CheckRow], note: str = "") -> str:
-    head = ("stage", "precision", "compared", "max|diff|", "PSNR dB", "NaN/inf")
+    head = ("stage", "precision", "compared", "hole max|diff|", "hole PSNR dB", "NaN/inf")
     body = []
     for r in rows:
         c = r.comparison
