@@ -132,3 +132,32 @@ def write_standins(
     data = manifest or {"stages": {st.value: {"standin": True} for st in stages}}
     (folder / MANIFEST_NAME).write_text(json.dumps(data))
     return folder
+
+
+def fill_model(stage: Stage, a: float, b: float) -> onnx.ModelProto:
+    """A stage graph that writes ``a + b * image`` into the hole and copies the image elsewhere (``image``:
+    the stage's first image input); ``fill_model(stage, 0.5, 0)`` is the constant-0.5 graph that a
+    whole-image fidelity figure lets through."""
+    s = spec(stage)
+    image = next(t.name for t in s.inputs if t.role is Role.IMAGE)
+    n = helper.make_node
+    nodes = [
+        n("Mul", [image, "b"], ["bi"]),
+        n("Add", ["bi", "a"], ["pred"]),
+        n("Sub", ["one", "mask"], ["keep"]),
+        n("Mul", ["mask", "pred"], ["hole"]),
+        n("Mul", ["keep", image], ["known"]),
+        n("Add", ["hole", "known"], [s.output_names[0]]),
+    ]
+    consts = {"a": a, "b": b, "one": 1.0}
+    graph = helper.make_graph(
+        nodes,
+        f"fill_{s.name}",
+        [_value_info(t) for t in s.inputs],
+        [_value_info(t) for t in s.outputs],
+        [numpy_helper.from_array(np.array([v], np.float32), k) for k, v in consts.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

@@ -169,3 +169,32 @@ def test_engine_built_then_reused_then_rebuilt_for_new_profile(tiny):
     _, reports = Exporter(_opts(out, **{**small, "max_size": 768})).run()
     assert reports[0].status == "built (engine)"
     assert reports[0].record.profile["image"][2] == [1, 3, 768, 768]
+
+
+def test_check_fails_a_constant_in_the_hole(tiny, tmp_path):
+    """``export-engines --check`` (CPU rows) on the tiny export: every fp16 stage passes (>= 40 dB over the
+    hole against a spread reference); with the lama_denoiser's fp16 ONNX replaced by a graph writing 0.5
+    into the hole, its row drops far below (the random-init combiner and final denoiser downstream pass
+    little of it on: the chain's row only drops)."""
+    import shutil
+
+    from tests.standins import fill_model
+    from trt_inpaint.export.check import run_check
+
+    out, _, _ = tiny
+    rows, _ = run_check(out, CAL, use_gpu=False)
+    good = {(r.stage, r.compared): r.comparison for r in rows}
+    assert len(good) == 2 * len(S.Stage) + 1 and all(c is not None for c in good.values())
+    for key, c in good.items():
+        assert c.reference_std > 0.05 and c.psnr_db >= 40 and c.nonfinite == 0, (key, c)
+
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    stage = S.Stage.LAMA_DENOISER
+    onnx.save(fill_model(stage, 0.5, 0.0), str(bad / S.onnx_filename(stage, S.Precision.FP16)))
+    rows, _ = run_check(bad, CAL, use_gpu=False)
+    got = {(r.stage, r.compared): r.comparison for r in rows}
+    assert got[(stage.value, "fp16 ONNX (ORT CPU) vs fp32 ONNX")].psnr_db < 25
+    chain = ("ensemble", "fp16 ONNX chain vs fp32 chain")
+    assert got[chain].psnr_db < good[chain].psnr_db
+    assert got[(stage.value, "fp16-sim vs fp32 ONNX")] == good[(stage.value, "fp16-sim vs fp32 ONNX")]

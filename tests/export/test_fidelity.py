@@ -1,8 +1,8 @@
 """Fidelity figures are taken over the hole: a graph that writes a constant into the hole must fail.
 
 Every stage copies the known pixels through, so a PSNR over the whole image mostly scores that copy. The
-graphs here are written directly as ONNX (no torch): ``fill(a, b)`` outputs ``a + b * image`` in the hole
-and the image elsewhere, so ``fill(0.5, 0)`` is the constant-0.5 graph.
+graphs here are written directly as ONNX (no torch, ``standins.fill_model``): ``fill(a, b)`` outputs
+``a + b * image`` in the hole and the image elsewhere, so ``fill(0.5, 0)`` is the constant-0.5 graph.
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
+from tests.standins import fill_model
 from trt_inpaint.export import spec as S
 from trt_inpaint.export.calibration import read_pair
 from trt_inpaint.export.fp16_check import compare, hole_masks
@@ -24,30 +23,7 @@ STAGE = S.Stage.LAMA_DENOISER  # image, mask -> output
 
 
 def fill(a: float, b: float) -> bytes:
-    """A stage graph: output = mask * (a + b * image) + (1 - mask) * image."""
-    s = S.spec(STAGE)
-    image, mask = (t.name for t in s.inputs)
-    n = helper.make_node
-    nodes = [
-        n("Mul", [image, "b"], ["bi"]),
-        n("Add", ["bi", "a"], ["pred"]),
-        n("Sub", ["one", mask], ["keep"]),
-        n("Mul", [mask, "pred"], ["hole"]),
-        n("Mul", ["keep", image], ["known"]),
-        n("Add", ["hole", "known"], [s.output_names[0]]),
-    ]
-    consts = {"a": a, "b": b, "one": 1.0}
-    graph = helper.make_graph(
-        nodes,
-        "fill",
-        [helper.make_tensor_value_info(t.name, TensorProto.FLOAT, list(t.shape)) for t in s.inputs],
-        [helper.make_tensor_value_info(t.name, TensorProto.FLOAT, list(t.shape)) for t in s.outputs],
-        [numpy_helper.from_array(np.array([v], np.float32), k) for k, v in consts.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return fill_model(STAGE, a, b).SerializeToString()
 
 
 @pytest.fixture(scope="module")
