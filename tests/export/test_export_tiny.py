@@ -172,10 +172,9 @@ def test_engine_built_then_reused_then_rebuilt_for_new_profile(tiny):
 
 
 def test_check_fails_a_constant_in_the_hole(tiny, tmp_path):
-    """``export-engines --check`` (CPU rows) on the tiny export: every fp16 stage passes (>= 40 dB over the
-    hole against a spread reference); with the lama_denoiser's fp16 ONNX replaced by a graph writing 0.5
-    into the hole, its row drops far below (the random-init combiner and final denoiser downstream pass
-    little of it on: the chain's row only drops)."""
+    """``export-engines --check`` (CPU rows) on the tiny export: every fp16 stage and the chain pass (>= 40 dB
+    over the hole against a spread reference); with the lama_denoiser's fp16 ONNX replaced by a graph that
+    writes 0.5 into the hole, its row drops far below (checked on that stage alone, to save time)."""
     import shutil
 
     from tests.standins import fill_model
@@ -188,13 +187,16 @@ def test_check_fails_a_constant_in_the_hole(tiny, tmp_path):
     for key, c in good.items():
         assert c.reference_std > 0.05 and c.psnr_db >= 40 and c.nonfinite == 0, (key, c)
 
-    bad = tmp_path / "bad"
-    shutil.copytree(out, bad)
     stage = S.Stage.LAMA_DENOISER
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for p in S.Precision:
+        shutil.copy(out / S.onnx_filename(stage, p), bad)
+    data = json.loads((out / S.MANIFEST_NAME).read_text())
+    data["stages"] = {stage.value: data["stages"][stage.value]}
+    (bad / S.MANIFEST_NAME).write_text(json.dumps(data))
     onnx.save(fill_model(stage, 0.5, 0.0), str(bad / S.onnx_filename(stage, S.Precision.FP16)))
     rows, _ = run_check(bad, CAL, use_gpu=False)
     got = {(r.stage, r.compared): r.comparison for r in rows}
     assert got[(stage.value, "fp16 ONNX (ORT CPU) vs fp32 ONNX")].psnr_db < 25
-    chain = ("ensemble", "fp16 ONNX chain vs fp32 chain")
-    assert got[chain].psnr_db < good[chain].psnr_db
     assert got[(stage.value, "fp16-sim vs fp32 ONNX")] == good[(stage.value, "fp16-sim vs fp32 ONNX")]
