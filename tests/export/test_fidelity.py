@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.standins import fill_model
+from trt_inpaint.errors import InputError
 from trt_inpaint.export import spec as S
 from trt_inpaint.export.calibration import read_pair
 from trt_inpaint.export.fp16_check import compare, hole_masks
@@ -92,7 +93,7 @@ def test_known_pixels_do_not_count_and_nonfinite_counts_everywhere(photo_feeds):
 
 def test_empty_hole_and_missing_mask_are_errors():
     x = np.zeros((1, 3, 8, 8), np.float32)
-    with pytest.raises(ValueError, match="no hole pixels"):
+    with pytest.raises(InputError, match="no hole pixels"):
         compare([x], [x], [np.zeros((1, 1, 8, 8), np.float32)])
     with pytest.raises(ValueError, match="mask"):
         hole_masks([{"image": x}])

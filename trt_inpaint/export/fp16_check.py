@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from trt_inpaint.errors import InputError
 from trt_inpaint.export.segmented import Feeds, infer
 from trt_inpaint.export.spec import MASK
 
@@ -153,7 +154,7 @@ def compare(
             spreads += [float(r[n, c][hole[n, c]].std()) for c in range(r.shape[1]) if hole[n, c].any()]
     d = np.concatenate(diffs) if diffs else np.zeros(0)
     if d.size == 0:
-        raise ValueError("no hole pixels to compare (every mask is empty)")
+        raise InputError("no hole pixels to compare: every mask is empty (fidelity is taken over the hole)")
     mse = float(np.mean(d**2))
     psnr = math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
     return Comparison(float(np.abs(d).max()), psnr, nonfinite, float(np.mean(spreads)), int(d.size))
