@@ -13,7 +13,14 @@ import torch.nn.functional as F
 
 from trt_inpaint.errors import CheckpointError
 from trt_inpaint.export import spec
-from trt_inpaint.models.mat import MATGenerator, checkpoint_filter_fn, mat_places, mat_tiny, random_init_
+from trt_inpaint.models.mat import (
+    PARITY_RGB_GAIN,
+    MATGenerator,
+    checkpoint_filter_fn,
+    mat_places,
+    mat_tiny,
+    random_init_,
+)
 from trt_inpaint.models.mat_transformer import Conv2dLayerPartial, WindowAttention
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -22,8 +29,9 @@ SMALL = 128  # tiny-config tests: same code paths, one up/down block per stage f
 
 
 def parity_init_(model: torch.nn.Module) -> torch.nn.Module:
-    """The weights of tests/fixtures/mat_parity.json ("weights"): ``mat.random_init_`` at seed 0."""
-    return random_init_(model, 0)
+    """The weights of tests/fixtures/mat_parity.json ("weights"): ``mat.random_init_`` at seed 0 with the
+    fixtures' ToRGB gain."""
+    return random_init_(model, 0, rgb_gain=PARITY_RGB_GAIN)
 
 
 def feeds(model: MATGenerator, batch: int = 1, seed: int = 0, hole_box=(40, 88)) -> dict[str, torch.Tensor]:
