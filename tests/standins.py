@@ -35,7 +35,10 @@ def _value_info(t) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(t.name, TensorProto.FLOAT, dims)
 
 
-def standin_model(stage: Stage, width: int = 100_000, seed: int = 0) -> onnx.ModelProto:
+def standin_model(stage: Stage, width: int = 100_000, seed: int = 0, resident: int = 0) -> onnx.ModelProto:
+    """``resident``: bytes of a zero constant that ONNX Runtime computes (ConstantOfShape, folded) when the
+    session loads and keeps for a Gather at run time, so loading holds about that much more memory than
+    the file's size (a few hundred bytes of it); the output is unchanged."""
     s = spec(stage)
     rng = np.random.default_rng([seed, list(STAGES).index(stage)])
     images = [t.name for t in s.inputs if t.role is Role.IMAGE]
@@ -74,6 +77,19 @@ def standin_model(stage: Stage, width: int = 100_000, seed: int = 0) -> onnx.Mod
             n("Add", [last, f"n{i}r"], [f"h3n{i}"]),
         ]
         last = f"h3n{i}"
+    if resident:
+        inits["resident_shape"] = np.array([resident // 4], np.int64)
+        inits["zero"] = np.zeros(1, np.float32)
+        zero = numpy_helper.from_array(np.zeros(1, np.float32))
+        nodes += [
+            n("ConstantOfShape", ["resident_shape"], ["resident"], value=zero),
+            n("ReduceMax", ["mask"], ["mmax"], keepdims=0),
+            n("Mul", ["mmax", "zero"], ["m0"]),
+            n("Cast", ["m0"], ["ridx"], to=TensorProto.INT64),
+            n("Gather", ["resident", "ridx"], ["rval"]),  # (1,): 0.0, read at run time
+            n("Add", [last, "rval"], ["h3r"]),
+        ]
+        last = "h3r"
     nodes += [
         n("Sigmoid", [last], ["pred"]),
         n("Sub", ["one", "mask"], ["keep"]),
@@ -134,3 +150,32 @@ def write_standins(
         onnx.save(standin_model(st, w, seed), str(folder / onnx_filename(st, Precision.FP32)))
     write_records(folder, *(stage_record(st) for st in stages))
     return folder
+
+
+def fill_model(stage: Stage, a: float, b: float) -> onnx.ModelProto:
+    """A stage graph that writes ``a + b * image`` into the hole and copies the image elsewhere (``image``:
+    the stage's first image input); ``fill_model(stage, 0.5, 0)`` is the constant-0.5 graph that a
+    whole-image fidelity figure lets through."""
+    s = spec(stage)
+    image = next(t.name for t in s.inputs if t.role is Role.IMAGE)
+    n = helper.make_node
+    nodes = [
+        n("Mul", [image, "b"], ["bi"]),
+        n("Add", ["bi", "a"], ["pred"]),
+        n("Sub", ["one", "mask"], ["keep"]),
+        n("Mul", ["mask", "pred"], ["hole"]),
+        n("Mul", ["keep", image], ["known"]),
+        n("Add", ["hole", "known"], [s.output_names[0]]),
+    ]
+    consts = {"a": a, "b": b, "one": 1.0}
+    graph = helper.make_graph(
+        nodes,
+        f"fill_{s.name}",
+        [_value_info(t) for t in s.inputs],
+        [_value_info(t) for t in s.outputs],
+        [numpy_helper.from_array(np.array([v], np.float32), k) for k, v in consts.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

@@ -61,9 +61,8 @@ def test_pipeline_rows_per_stage_and_end_to_end(report):
         for s in r["stages"]:
             assert s["stats"]["n"] == n and s["stats"]["p50"] <= s["stats"]["p90"]
             assert s["load_s"] > 0 and s["first_run_s"] > 0 and s["stage_memory"] > 0
-        e = r["end_to_end"]
-        assert e["images_per_s"] == pytest.approx(r["batch"] / e["stats"]["p50"])
-        assert e["peak_rss"] > 0
+        e = r["end_to_end"]  # images/s against known times: test_rates.py
+        assert e["images_per_s"] > 0 and e["peak_rss"] > 0
         assert e["stats"]["p50"] >= max(s["stats"]["min"] for s in r["stages"])
     assert ort["result"]["peak_rss"] >= runs[0]["end_to_end"]["peak_rss"]
     assert ort["result"]["memory"]["timeline"]
@@ -95,8 +94,7 @@ def test_scaling_and_flops(report):
 
     sc = _row(rep, "ort-cpu-fp32")["result"]["scaling"]
     assert [(s["stage"], s["size"]) for s in sc] == [("lama", 64), ("lama", 128)]
-    for s in sc:
-        assert s["s_per_megapixel"] == pytest.approx(s["stats"]["p50"] / (s["size"] ** 2 / 1e6))
+    assert all(s["s_per_megapixel"] > 0 for s in sc)  # against known times: test_rates.py
     for stage in STAGES:
         e = rep["flops"][stage.value]["512"]
         assert e["complete"] and e["total"] == standin_flops(stage, 512, BENCH_WIDTHS[stage])

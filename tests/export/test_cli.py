@@ -7,6 +7,7 @@ import json
 import cv2
 import numpy as np
 
+from trt_inpaint.errors import CheckpointError
 from trt_inpaint.export import spec as S
 from trt_inpaint.export.cli import main
 
@@ -23,7 +24,7 @@ def test_bad_checkpoint_is_one_line_error(tmp_path, capsys):
     bad = tmp_path / "lama.ckpt"
     bad.write_bytes(b"not a checkpoint at all")
     code = main(["--lama", str(bad), "--out", str(tmp_path / "e"), "--builder", "none", "--stages", "lama"])
-    assert code != 0
+    assert code == CheckpointError.exit_code == 3
     line = _one_line(capsys.readouterr().err)
     assert str(bad) in line
 

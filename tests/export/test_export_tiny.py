@@ -15,6 +15,7 @@ from trt_inpaint.export.build import Exporter, ExportOptions
 from trt_inpaint.export.calibration import CalibrationOptions
 from trt_inpaint.export.engine import Builder
 from trt_inpaint.export.fold import fold_constants
+from trt_inpaint.export.fp16_check import compare, hole_masks
 from trt_inpaint.export.onnx import check_onnx
 from trt_inpaint.models import stages as ST
 
@@ -53,9 +54,12 @@ def _torch_inputs(stage: S.Stage, h: int, w: int) -> tuple[torch.Tensor, ...]:
     return tuple(torch.from_numpy(x) for x in _feeds(stage, h, w).values())
 
 
-def _psnr(ref: np.ndarray, got: np.ndarray) -> float:
-    mse = float(np.mean((got.astype(np.float64) - ref) ** 2))
-    return 10 * np.log10(1 / max(mse, 1e-20))
+def _fidelity(ref: np.ndarray, got: np.ndarray, mask: np.ndarray, what) -> None:
+    """fp16 against the reference over the hole: PSNR >= 40 dB, and the reference spread over the hole
+    (> 0.05), so that the comparison can see a wrong hole at all."""
+    c = compare([ref], [got], [mask])
+    assert c.reference_std > 0.05, (what, c)
+    assert c.psnr_db >= 40 and c.nonfinite == 0, (what, c)
 
 
 def test_every_stage_exported_and_checked(tiny):
@@ -105,12 +109,12 @@ def test_ort_fp32_and_fp16_match_torch(tiny, stage):
         assert np.abs(got32 - ref).max() <= 1e-3, (stage, h, w)
         got16 = sessions[S.Precision.FP16].run(None, feeds)[0]
         assert np.isfinite(got16).all()
-        assert _psnr(ref, got16) >= 40, (stage, h, w)
+        _fidelity(ref, got16, hole_masks([feeds])[0], (stage, h, w))
 
 
 def test_end_to_end_ort_matches_torch(tiny):
-    """The ensemble at 512 (reduced models): ONNX Runtime fp32 chain vs PyTorch <= 1e-3; fp16 chain >= 40 dB,
-    finite. (The full-size models are checked stage by stage in test_export_full.py.)"""
+    """The ensemble at 512 (reduced models): ONNX Runtime fp32 chain vs PyTorch <= 1e-3; fp16 chain >= 40 dB
+    over the hole, finite. (The full-size models are checked stage by stage in test_export_full.py.)"""
     import onnxruntime as ort
 
     out, _, _ = tiny
@@ -131,7 +135,7 @@ def test_end_to_end_ort_matches_torch(tiny):
         if precision is S.Precision.FP32:
             assert np.abs(got - ref).max() <= 1e-3
         else:
-            assert _psnr(ref, got) >= 40
+            _fidelity(ref, got, feeds["mask"], "ensemble")
 
 
 def test_rerun_reuses_and_rebuilds_stale(tiny, tmp_path):
@@ -165,3 +169,35 @@ def test_engine_built_then_reused_then_rebuilt_for_new_profile(tiny):
     _, reports = Exporter(_opts(out, **{**small, "max_size": 768})).run()
     assert reports[0].status == "built (engine)"
     assert reports[0].record.profile["image"][2] == [1, 3, 768, 768]
+
+
+def test_check_fails_a_constant_in_the_hole(tiny, tmp_path):
+    """``export-engines --check`` (CPU rows) on the tiny export: every fp16 stage and the chain pass (>= 40 dB
+    over the hole against a spread reference); with the lama_denoiser's fp16 ONNX replaced by a graph that
+    writes 0.5 into the hole, its row drops far below (checked on that stage alone, to save time)."""
+    import shutil
+
+    from tests.standins import fill_model
+    from trt_inpaint.export.check import run_check
+
+    out, _, _ = tiny
+    rows, _ = run_check(out, CAL, use_gpu=False)
+    good = {(r.stage, r.compared): r.comparison for r in rows}
+    assert len(good) == 2 * len(S.Stage) + 1 and all(c is not None for c in good.values())
+    for key, c in good.items():
+        assert c.reference_std > 0.05 and c.psnr_db >= 40 and c.nonfinite == 0, (key, c)
+
+    stage = S.Stage.LAMA_DENOISER
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for p in S.Precision:
+        shutil.copy(out / S.onnx_filename(stage, p), bad)
+    shutil.copy(out / S.onnx_filename(S.Stage.LAMA, S.Precision.FP32), bad)  # its upstream: the same feeds
+    data = json.loads((out / S.MANIFEST_NAME).read_text())
+    data["stages"] = {stage.value: data["stages"][stage.value]}
+    (bad / S.MANIFEST_NAME).write_text(json.dumps(data))
+    onnx.save(fill_model(stage, 0.5, 0.0), str(bad / S.onnx_filename(stage, S.Precision.FP16)))
+    rows, _ = run_check(bad, CAL, use_gpu=False)
+    got = {(r.stage, r.compared): r.comparison for r in rows}
+    assert got[(stage.value, "fp16 ONNX (ORT CPU) vs fp32 ONNX")].psnr_db < 25
+    assert got[(stage.value, "fp16-sim vs fp32 ONNX")] == good[(stage.value, "fp16-sim vs fp32 ONNX")]

@@ -3,7 +3,6 @@ the runtime's reading of the manifest (tiny models, the real TensorRT-RTX builde
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -20,9 +19,6 @@ from trt_inpaint.export.engine import DEFAULT_RTX_TARGETS, Builder, RtxTarget, b
 from trt_inpaint.runtime import gpu
 from trt_inpaint.runtime.engines import EngineDir
 
-needs_rtx = pytest.mark.skipif(
-    not importlib.util.find_spec("tensorrt_rtx"), reason="tensorrt_rtx not installed"
-)
 STAGE = S.Stage.FINAL_DENOISER
 
 
@@ -62,7 +58,6 @@ def test_cli_rejects_unknown_target(capsys):
     assert "--rtx-targets" in err and "sm90" in err and "sm75, sm86, sm89, sm120" in err
 
 
-@needs_rtx
 def test_default_targets_recorded_and_read_back(default_export):
     out, reports = default_export
     assert reports[0].status.endswith("engine)")
@@ -73,7 +68,6 @@ def test_default_targets_recorded_and_read_back(default_export):
     assert "Hopper" in gpu.target_problem(list(facts.compute_capabilities), (9, 0))
 
 
-@needs_rtx
 def test_new_targets_rebuild_only_the_engine(default_export, tmp_path):
     out, _ = default_export
     _, reports = Exporter(_opts(out)).run()
@@ -86,7 +80,6 @@ def test_new_targets_rebuild_only_the_engine(default_export, tmp_path):
     assert reports[0].status == "built (engine)" and _ccs(out) == ["8.6", "8.9", "12.x"]
 
 
-@needs_rtx
 def test_runner_refuses_a_gpu_outside_the_targets(default_export, monkeypatch):
     """The GPU's compute capability is the one stand-in (there is no GPU here); the manifest, the registry and
     the runner are real. The check comes before the engine is read."""
@@ -107,7 +100,6 @@ CLI_ARGS = ["--random-init", "--stages", STAGE.value, "--max-size", "128", "--mi
 CLI_ARGS += ["--max-batch", "1", "--calibration-size", "64", "--calibration-images", "1"]
 
 
-@needs_rtx
 def test_cli_targets_flag(tmp_path, capsys):
     out = tmp_path / "e"
     args = [*CLI_ARGS, "--out", str(out), "--builder", "tensorrt-rtx"]
@@ -135,7 +127,6 @@ def _fp32_matmul(path) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
-@needs_rtx
 def test_turing_dropped_when_it_cannot_build_fp32_matmuls(tmp_path):
     path = tmp_path / "mm.onnx"
     _fp32_matmul(path)

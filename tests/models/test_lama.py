@@ -12,7 +12,14 @@ import torch
 
 from trt_inpaint.errors import InputError
 from trt_inpaint.models.init import deterministic_init_
-from trt_inpaint.models.lama import FFTImpl, LamaGenerator, checkpoint_filter_fn, lama_big, lama_tiny
+from trt_inpaint.models.lama import (
+    FFTImpl,
+    LamaGenerator,
+    checkpoint_filter_fn,
+    lama_big,
+    lama_tiny,
+    random_init_,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PARITY = FIXTURES / "lama_big_parity.npz"
@@ -156,9 +163,10 @@ def test_checkpoint_filter_fn_keeps_only_the_generator():
 
 
 def test_onnx_export_of_the_matmul_dft_serves_any_size(tmp_path):
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
-    model = deterministic_init_(lama_tiny(fft=FFTImpl.MATMUL), seed=0, gain=0.7).eval()
+    import onnx
+    import onnxruntime as ort
+
+    model = random_init_(lama_tiny(fft=FFTImpl.MATMUL), seed=0).eval()  # at gain 0.7 tiny's output is flat
     assert isinstance(model, LamaGenerator)
     path = tmp_path / "lama_tiny.onnx"
     axes = {0: "n", 2: "h", 3: "w"}
@@ -180,4 +188,5 @@ def test_onnx_export_of_the_matmul_dft_serves_any_size(tmp_path):
             ref = model(x).numpy()
         (y,) = session.run(None, {"x": x.numpy()})
         assert y.shape == ref.shape
+        assert ref.std() > 0.05  # spread, so the comparison sees differences
         assert np.abs(y - ref).max() <= 1e-4

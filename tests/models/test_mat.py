@@ -13,7 +13,14 @@ import torch.nn.functional as F
 
 from trt_inpaint.errors import CheckpointError
 from trt_inpaint.export import spec
-from trt_inpaint.models.mat import MATGenerator, checkpoint_filter_fn, mat_places, mat_tiny, random_init_
+from trt_inpaint.models.mat import (
+    PARITY_RGB_GAIN,
+    MATGenerator,
+    checkpoint_filter_fn,
+    mat_places,
+    mat_tiny,
+    random_init_,
+)
 from trt_inpaint.models.mat_transformer import Conv2dLayerPartial, WindowAttention
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -22,8 +29,9 @@ SMALL = 128  # tiny-config tests: same code paths, one up/down block per stage f
 
 
 def parity_init_(model: torch.nn.Module) -> torch.nn.Module:
-    """The weights of tests/fixtures/mat_parity.json ("weights"): ``mat.random_init_`` at seed 0."""
-    return random_init_(model, 0)
+    """The weights of tests/fixtures/mat_parity.json ("weights"): ``mat.random_init_`` at seed 0 with the
+    fixtures' ToRGB gain."""
+    return random_init_(model, 0, rgb_gain=PARITY_RGB_GAIN)
 
 
 def feeds(model: MATGenerator, batch: int = 1, seed: int = 0, hole_box=(40, 88)) -> dict[str, torch.Tensor]:
@@ -143,8 +151,9 @@ def test_checkpoint_filter_fills_and_drops_noise_keys(tiny):
 
 
 def test_onnx_export_dynamic_batch_matches_torch(tiny, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    onnx = pytest.importorskip("onnx")
+    import onnx
+    import onnxruntime as ort
+
     names = ["images", "masks", "z", "token_keep", "feature_keep"]
     f1 = feeds(tiny, batch=1)
     path = tmp_path / "mat_tiny.onnx"
@@ -198,7 +207,12 @@ def test_full_width_model_fp16_is_finite(monkeypatch):
     """Full-width MAT (every layer type and channel count of mat_places) in half precision on CPU.
     torch's CPU fp16 convolutions are ~100x slower than fp32, so convolutions run as a GPU does them:
     fp16 in and out, fp32 accumulation (inputs up-cast, result rounded to fp16, overflow -> inf); all
-    other ops run in fp16. At 128x128 (two up/down blocks fewer than 512) to bound CPU time."""
+    other ops run in fp16. At 128x128 (two up/down blocks fewer than 512) to bound CPU time.
+
+    What this leaves unchecked: fp16 accumulation inside the convolutions (a GPU kernel may accumulate in
+    fp16; here every conv sums in fp32, so an overflow or loss of precision within a conv's sums is not
+    seen), the two up/down blocks of 512x512, and closeness to the fp32 output (only finiteness and a
+    spread hole: the fp16 ONNX and engines are compared with fp32 in tests/export)."""
     conv2d, conv_t = F.conv2d, F.conv_transpose2d
 
     def as_gpu(op):
@@ -226,4 +240,5 @@ def test_full_width_model_fp16_is_finite(monkeypatch):
         )
     assert out.dtype == torch.float16
     assert torch.isfinite(out).all()
-    assert out.float().std() > 0.05
+    hole = (masks == 0).expand_as(out)  # the known pixels are the random input, copied: not evidence
+    assert out.float()[hole].std() > 0.05

@@ -309,7 +309,7 @@ def _persist(reconstruct, source: str, module: torch.nn.Module) -> _Persistent:
 
 
 def test_load_mat_from_official_style_pickle(tmp_path, persistence):
-    mat = pytest.importorskip("trt_inpaint.models.mat")
+    from trt_inpaint.models import mat
     from trt_inpaint.models.checkpoints import load_mat
 
     reconstruct, source, marker = persistence

@@ -4,9 +4,10 @@ import json
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 
-from tests.standins import write_standins
+from tests.standins import standin_model, write_standins
 from trt_inpaint.errors import BudgetError
 from trt_inpaint.export.spec import Stage
 from trt_inpaint.runtime.api import Inpainter
@@ -75,19 +76,60 @@ def test_stage_bigger_than_budget_fails_before_any_work(heavy):
     assert "\n" not in str(err.value)
 
 
-def test_footprints_measured_before_make_the_check_exact(heavy, tmp_path):
-    """Without history the check uses the file size (a lower bound); with it, the measured footprint."""
+RESIDENT = 96 << 20
+
+
+@pytest.fixture(scope="module")
+def resident(tmp_path_factory):
+    """A LaMa stand-in of a few KB that holds 96 MiB once ONNX Runtime has loaded it."""
+    folder = write_standins(tmp_path_factory.mktemp("resident"), width=100, stages=(Stage.LAMA,))
+    onnx.save(standin_model(Stage.LAMA, 100, resident=RESIDENT), str(folder / "lama.fp32.onnx"))
+    return folder
+
+
+_ACQUIRE_IN_A_FRESH_PROCESS = """
+import json, sys
+from trt_inpaint.export.spec import Stage
+from trt_inpaint.runtime.api import Inpainter
+from trt_inpaint.runtime.gpu import process_rss
+with Inpainter(engines=sys.argv[1], backend="ort-cpu", models="lama", footprint_cache=sys.argv[2]) as inp:
+    estimate = inp.pool.footprint(Stage.LAMA)
+    before = process_rss()
+    inp.pool.acquire(Stage.LAMA)
+    held = process_rss() - before
+    measured = inp.pool.stats.footprints[Stage.LAMA]
+print(json.dumps({"estimate": estimate, "held": held, "measured": measured}))
+"""
+
+
+def test_footprints_measured_before_make_the_check_exact(resident, tmp_path):
+    """Without history the check uses the file size (a lower bound); with it, the measured footprint,
+    which follows the memory the load holds (measured apart from the pool, in a fresh process where no
+    memory freed by earlier tests can serve the load), not the file size."""
+    import subprocess
+    import sys
+
     cache = tmp_path / "footprints.json"
-    with Inpainter(engines=heavy, backend="ort-cpu", models="lama", footprint_cache=cache) as inp:
-        estimate = inp.pool.footprint(Stage.LAMA)
-        inp.pool.acquire(Stage.LAMA)
-        measured = inp.pool.stats.footprints[Stage.LAMA]
-    assert measured >= estimate == (heavy / "lama.fp32.onnx").stat().st_size
-    assert json.loads(cache.read_text()) and list(json.loads(cache.read_text()).values()) == [measured]
-    Inpainter(engines=heavy, backend="ort-cpu", models="lama", memory_budget=estimate).close()
+    run = subprocess.run(
+        [sys.executable, "-c", _ACQUIRE_IN_A_FRESH_PROCESS, str(resident), str(cache)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    estimate, measured = got["estimate"], got["measured"]
+    assert estimate == (resident / "lama.fp32.onnx").stat().st_size < 100_000
+    assert got["held"] > 0.9 * RESIDENT
+    assert 0.9 * RESIDENT <= measured <= got["held"] + (16 << 20), got
+    assert list(json.loads(cache.read_text()).values()) == [measured]
+    Inpainter(engines=resident, backend="ort-cpu", models="lama", memory_budget=estimate).close()
     with pytest.raises(BudgetError, match=r"stage lama needs .*\(measured\)"):
         Inpainter(
-            engines=heavy, backend="ort-cpu", models="lama", memory_budget=measured - 1, footprint_cache=cache
+            engines=resident,
+            backend="ort-cpu",
+            models="lama",
+            memory_budget=measured - 1,
+            footprint_cache=cache,
         )
 
 

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from trt_inpaint.errors import InputError
+from trt_inpaint.errors import EngineError, InputError
 from trt_inpaint.export import spec as S
 from trt_inpaint.runtime.options import InpaintOptions
 from trt_inpaint.training.cache import SOURCE_NAME, RunOptions, cache_outputs
@@ -90,7 +90,7 @@ def test_lama_over_the_whole_set_then_mat(data, engines):
 def test_cli_no_engines_is_one_line_error(data, tmp_path, capsys):
     code = cache_outputs_main([str(data.root), "--engines", str(tmp_path / "none"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0 and err[-1].startswith("cache-outputs: error:")
+    assert code == EngineError.exit_code == 4 and err[-1].startswith("cache-outputs: error:")
 
 
 def test_evaluate_runs_missing_outputs_through_the_runtime(data, engines, tmp_path):

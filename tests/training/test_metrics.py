@@ -46,6 +46,97 @@ def test_ssim_of_a_constant_offset_is_the_luminance_term():
     assert 0 < ssim(a, noisy) < 0.9
 
 
+def _structured_images() -> dict[str, np.ndarray]:
+    """Fixed 32x40 RGB uint8 images from formulas (no random generator): two textures and two smooth
+    patterns, each pair differing in a known way."""
+    y, x, c = np.meshgrid(np.arange(32), np.arange(40), np.arange(3), indexing="ij")
+    a = ((37 * y + 11 * x + 71 * c + (x * y) % 29) % 256).astype(np.uint8)
+    b = np.clip(a.astype(int) + (3 * x - 5 * y + 13 * c) % 17 - 8, 0, 255).astype(np.uint8)
+    g = (128 + 100 * np.sin(x / 5.0) * np.cos(y / 7.0 + c)).round().astype(np.uint8)
+    h = (g // 2 + 64).astype(np.uint8)
+    return {"a": a, "b": b, "g": g, "h": h}
+
+
+# scikit-image 0.26.0's structural_similarity on these images / 255 (gaussian_weights=True, sigma=1.5,
+# use_sample_covariance=False, data_range=1; RGB with channel_axis=2, grey = channel 0), computed once
+SKIMAGE_SSIM = {
+    ("a", "b"): (0.9973973010002345, 0.99739425461473),
+    ("a", "g"): (0.01624107006517386, 0.011584404861056193),
+    ("g", "h"): (0.8099754573334851, 0.8099794103186116),
+    ("b", "h"): (0.01507787189907848, 0.012063177723653503),
+}
+
+
+@pytest.mark.parametrize("pair", list(SKIMAGE_SSIM), ids="-".join)
+def test_ssim_matches_an_independent_implementation(pair):
+    im = _structured_images()
+    rgb, grey = SKIMAGE_SSIM[pair]
+    a, b = (im[k] for k in pair)
+    assert ssim(a, b) == pytest.approx(rgb, abs=1e-9)
+    assert ssim(a[..., 0], b[..., 0]) == pytest.approx(grey, abs=1e-9)
+    assert ssim(a / 255.0, b / 255.0) == pytest.approx(rgb, abs=1e-9)  # float input in [0, 1]
+
+
+def _lpips_numpy(x: np.ndarray, y: np.ndarray, vgg: dict[str, np.ndarray], lins: list[np.ndarray]) -> float:
+    """LPIPS v0.1 (VGG) written from its definition, in float64 numpy: inputs (H, W, 3) in [0, 1] ->
+    2x - 1, minus shift, over scale (per channel); VGG16 convs (3x3, pad 1) + ReLU, 2x2 max pools; at
+    relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 each feature unit-normalised over channels (eps 1e-10),
+    squared difference, weighted by that layer's lin weights, summed over channels, averaged over space;
+    summed over layers."""
+    shift = np.array([-0.030, -0.088, -0.188])[:, None, None]
+    scale = np.array([0.458, 0.448, 0.450])[:, None, None]
+    convs = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+    blocks = [2, 2, 3, 3, 3]  # convs per block; a tap at the end of each, a pool between blocks
+
+    def features(img: np.ndarray) -> list[np.ndarray]:
+        t = ((img.transpose(2, 0, 1) * 2 - 1) - shift) / scale
+        taps, k = [], 0
+        for n in blocks:
+            if taps:
+                c, h, w = t.shape
+                t = t[:, : h // 2 * 2, : w // 2 * 2].reshape(c, h // 2, 2, w // 2, 2).max(axis=(2, 4))
+            for _ in range(n):
+                w_, b_ = vgg[f"features.{convs[k]}.weight"], vgg[f"features.{convs[k]}.bias"]
+                p = np.pad(t, ((0, 0), (1, 1), (1, 1)))
+                h, w = t.shape[1:]
+                cols = np.stack([p[:, i : i + h, j : j + w] for i in range(3) for j in range(3)], axis=1)
+                t = np.maximum(
+                    np.einsum("oik,ikhw->ohw", w_.reshape(*w_.shape[:2], 9), cols) + b_[:, None, None], 0
+                )
+                k += 1
+            taps.append(t)
+        return taps
+
+    total = 0.0
+    for fx, fy, lin in zip(features(x), features(y), lins, strict=True):
+        ux = fx / (np.sqrt((fx**2).sum(axis=0, keepdims=True)) + 1e-10)
+        uy = fy / (np.sqrt((fy**2).sum(axis=0, keepdims=True)) + 1e-10)
+        total += float((((ux - uy) ** 2) * lin.reshape(-1, 1, 1)).sum(axis=0).mean())
+    return total
+
+
+def test_lpips_matches_an_independent_implementation(tmp_path, vgg16_file):
+    """Made-up lin weights (positive, one pattern per layer) on the VGG16 weights file of the fixture: our
+    LPIPS against the numpy one above, on three pairs of the structured images."""
+    lins = [(0.5 + (np.arange(c) % 7) / 7.0) / c for c in (64, 128, 256, 512, 512)]
+    torch.save(
+        {
+            f"lin{i}.model.1.weight": torch.tensor(w, dtype=torch.float32).view(1, -1, 1, 1)
+            for i, w in enumerate(lins)
+        },
+        tmp_path / "lin.pth",
+    )
+    lp = load_lpips(vgg16_file, tmp_path / "lin.pth")
+    vgg = {k: v.double().numpy() for k, v in torch.load(vgg16_file, weights_only=True).items()}
+    im = _structured_images()
+    pairs = [(im["a"], im["b"]), (im["g"], im["h"]), (im["a"], im["g"])]
+    got = lp(torch.cat([to_tensor(p) for p, _ in pairs]), torch.cat([to_tensor(q) for _, q in pairs]))
+    for k, (p, q) in enumerate(pairs):
+        want = _lpips_numpy(p / 255.0, q / 255.0, vgg, [w.astype(np.float64) for w in lins])
+        assert want > 1e-4  # the images differ: a real distance
+        assert float(got[k]) == pytest.approx(want, rel=1e-4), k
+
+
 def test_frechet_distance_known_values():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((400, 6))

@@ -362,7 +362,7 @@ def render_markdown(report: dict) -> str:
                 "vs all resident",
                 "pool peak MiB",
                 "process peak MiB",
-                "pool within budget",
+                "within budget (RSS growth <= budget + slack)",
             ],
             _budget_rows(report),
         ),

@@ -10,6 +10,7 @@ Each engine's runner imports the module the manifest names for it (``tensorrt`` 
 a folder with engines of both builders gets the right module per stage. polygraphy's TRT wrapper is not
 used: it picks its module once, from POLYGRAPHY_USE_TENSORRT_RTX when polygraphy is imported. (Both
 modules loaded in one process has not been tried: full TensorRT does not install on the build machine.)
+max |diff| and PSNR are taken over the hole pixels (``fp16_check.Comparison``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 from trt_inpaint.errors import TrtInpaintError
 from trt_inpaint.export import spec as S
 from trt_inpaint.export.calibration import CalibrationOptions, CalibrationSet
-from trt_inpaint.export.fp16_check import CPU_CAVEAT, Comparison, compare, simulate
+from trt_inpaint.export.fp16_check import CPU_CAVEAT, Comparison, compare, hole_masks, simulate
 from trt_inpaint.export.manifest import StageRecord, read_manifest
 from trt_inpaint.export.segmented import run_onnx
 
@@ -126,13 +127,14 @@ class Checker:
             return [CheckRow(rec.stage, rec.precision, "engine vs ONNX: needs a GPU", None)]
         feeds = self.calib.feeds(stage, self.reference)
         self.progress(f"{stage}: fp16 ONNX")
+        holes = hole_masks(feeds)
         got = run_onnx(self._file(stage, S.Precision.FP16), feeds)
-        rows = [CheckRow(rec.stage, "fp16", "fp16 ONNX (ORT CPU) vs fp32 ONNX", compare(ref, got))]
+        rows = [CheckRow(rec.stage, "fp16", "fp16 ONNX (ORT CPU) vs fp32 ONNX", compare(ref, got, holes))]
         islands = [i["node"] for i in rec.artefacts["onnx_fp16"].info.get("fp32_islands", [])]
         sim = simulate(onnx.load(str(self._file(stage, S.Precision.FP32))), islands)
         self.progress(f"{stage}: fp16 storage simulation")
         got = run_onnx(sim.SerializeToString(), feeds)
-        rows.append(CheckRow(rec.stage, "fp16", "fp16-sim vs fp32 ONNX", compare(ref, got)))
+        rows.append(CheckRow(rec.stage, "fp16", "fp16-sim vs fp32 ONNX", compare(ref, got, holes)))
         return rows
 
     def ensemble_row(self, records: list[StageRecord]) -> list[CheckRow]:
@@ -149,7 +151,7 @@ class Checker:
                 "ensemble",
                 "fp16",
                 "fp16 ONNX chain vs fp32 chain",
-                compare(self.reference(last), self.fp16_chain(last)),
+                compare(self.reference(last), self.fp16_chain(last), hole_masks(self.calib.feeds(last))),
             )
         ]
 
@@ -178,7 +180,10 @@ class Checker:
         except TrtInpaintError as e:  # the runner maps TensorRT's and CUDA's failures to ours
             return None, str(e)
         return CheckRow(
-            rec.stage, rec.precision, f"engine ({builder}) vs fp32 ONNX (ORT)", compare(ref, out)
+            rec.stage,
+            rec.precision,
+            f"engine ({builder}) vs fp32 ONNX (ORT)",
+            compare(ref, out, hole_masks(feeds)),
         ), None
 
     def rows(self, no_gpu: str | None) -> tuple[list[CheckRow], int]:
@@ -228,7 +233,7 @@ def run_check(
 
 
 def format_table(rows: list[CheckRow], note: str = "") -> str:
-    head = ("stage", "precision", "compared", "max|diff|", "PSNR dB", "NaN/inf")
+    head = ("stage", "precision", "compared", "hole max|diff|", "hole PSNR dB", "NaN/inf")
     body = []
     for r in rows:
         c = r.comparison

@@ -1,7 +1,9 @@
 """EXIF orientation: read the tag from JPEG, PNG, WebP and TIFF bytes, and apply it to pixels.
 
 OpenCV applies the tag only when it drops alpha and bit depth, so the runtime decodes with
-IMREAD_UNCHANGED and applies the orientation itself.
+IMREAD_UNCHANGED and applies the orientation itself. One exception: OpenCV's TIFF decoder applies the tag
+even with IMREAD_UNCHANGED (OpenCV 5.1; its JPEG, PNG and WebP decoders do not), so TIFF bytes go to the
+decoder with the tag set to 1 (``without_orientation``) and are turned like every other format.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ import numpy as np
 _ORIENTATION_TAG = 0x0112
 
 
-def _from_tiff(data: bytes) -> int:
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+
+
+def _tiff_entry(data: bytes) -> tuple[str, int, int] | None:
+    """(byte order, offset of the value, value) of IFD0's orientation entry in TIFF ``data``, or None."""
     if len(data) < 8 or data[:2] not in (b"II", b"MM"):
-        return 1
+        return None
     end = "<" if data[:2] == b"II" else ">"
     (ifd,) = struct.unpack_from(end + "I", data, 4)
     if ifd + 2 > len(data):
-        return 1
+        return None
     (count,) = struct.unpack_from(end + "H", data, ifd)
     for i in range(count):
         off = ifd + 2 + 12 * i
@@ -28,8 +34,13 @@ def _from_tiff(data: bytes) -> int:
         tag, typ = struct.unpack_from(end + "HH", data, off)
         if tag == _ORIENTATION_TAG and typ == 3:  # SHORT
             (value,) = struct.unpack_from(end + "H", data, off + 8)
-            return value if 1 <= value <= 8 else 1
-    return 1
+            return end, off + 8, value
+    return None
+
+
+def _from_tiff(data: bytes) -> int:
+    entry = _tiff_entry(data)
+    return entry[2] if entry and 1 <= entry[2] <= 8 else 1
 
 
 def _strip_exif_header(data: bytes) -> bytes:
@@ -82,7 +93,7 @@ def orientation(data: bytes) -> int:
             return _from_png(data)
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             return _from_webp(data)
-        if data[:4] in (b"II*\x00", b"MM\x00*"):
+        if data[:4] in _TIFF_MAGIC:
             return _from_tiff(data)
     except struct.error:
         return 1
@@ -90,6 +101,21 @@ def orientation(data: bytes) -> int:
 
 
 _INVERSE = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}  # the orientation whose transform undoes each
+
+
+def without_orientation(data: bytes) -> bytes:
+    """The bytes to decode: a TIFF file's orientation entry set to 1 (OpenCV's TIFF decoder would apply it
+    itself, and the runtime applies ``orientation(data)`` after decoding); other formats unchanged."""
+    try:
+        entry = _tiff_entry(data) if data[:4] in _TIFF_MAGIC else None
+    except struct.error:
+        return data
+    if entry is None or entry[2] == 1:
+        return data
+    end, off, _ = entry
+    patched = bytearray(data)
+    struct.pack_into(end + "H", patched, off, 1)
+    return bytes(patched)
 
 
 def apply_orientation(image: np.ndarray, value: int) -> np.ndarray:

@@ -52,7 +52,7 @@ def decode_bytes(data: bytes, what: str, path: Path | None = None) -> tuple[np.n
     ``path`` names the file (or the field it came in) in errors."""
     if not data:
         raise InputError(f"{what} is an empty file", path)
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    pixels = cv2.imdecode(np.frombuffer(exif.without_orientation(data), np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise InputError(f"{what} is not an image OpenCV can decode (PNG, JPEG, WebP, TIFF, ...)", path)
     if pixels.size == 0 or min(pixels.shape[:2]) == 0:
