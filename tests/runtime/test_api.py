@@ -23,7 +23,9 @@ def heavy(tmp_path_factory):
 @pytest.fixture(scope="module")
 def one_stage_budget(heavy, samples):
     """A budget that holds one stage at a time (from footprints measured in an unlimited run)."""
-    with Inpainter(engines=heavy, backend="ort-cpu", memory_budget=None) as inp:
+    with Inpainter(
+        engines=heavy, backend="ort-cpu", memory_budget=None, footprint_cache=heavy / "footprints.json"
+    ) as inp:
         inp.inpaint(*samples[0][:2])
         fps = inp.stats()["footprints"]
     return int(max(fps.values()) * 1.3)

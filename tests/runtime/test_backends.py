@@ -1,5 +1,6 @@
 """Backends and their selection: what runs here, what does not and why, and damaged engine files."""
 
+import json
 import shutil
 
 import numpy as np
