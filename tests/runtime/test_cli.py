@@ -57,9 +57,8 @@ def test_folder_mode_skips_bad_files_and_reports(engines, tmp_path, capsys):
     assert written == sorted(p.name for p, _ in sample_pairs()[:3]), "bad files left output behind"
     assert "broken.png: image is not an image" in err and "orphan.jpg: no mask found" in err
     assert "3 written" in err and "2 failed" in err and "read" in err  # summary and progress bar
-    rc = main(
-        ["--images", str(images), "--masks", str(masks), "-o", str(out), "--engines", str(engines), "--json"]
-    )
+    rc = main(["--images", str(images), "--masks", str(masks), "-o", str(out), "--engines", str(engines),
+               "--json", "--overwrite"])  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     assert rc == 1 and summary["failed"] == 2 and summary["written"] == 3
     assert summary["loads"] == {s: 1 for s in ["lama", "lama_denoiser", "mat", "combiner", "final_denoiser"]}

@@ -85,15 +85,28 @@ class Inpainter:
 
     ``prepare``/``prepare_file``/``finish``/``encode``/``write`` touch no engine and may be called from any
     thread; ``run`` owns the pool (calls are serialised).
+
+    ``hold``: only these stages of ``options.models`` get a runner (a cluster's staged layout gives each actor
+    one); the backend is still chosen for the whole pipeline, so that every holder chooses alike.
     """
 
-    def __init__(self, options: InpaintOptions | None = None, /, *, log=None, **fields):
+    def __init__(
+        self,
+        options: InpaintOptions | None = None,
+        /,
+        *,
+        log=None,
+        hold: Sequence[Stage] | None = None,
+        **fields,
+    ):
         self.options = replace(options, **fields) if options else InpaintOptions(**fields)
         opts = self.options
         self.log = log or (lambda msg: None)
         self.engines = EngineDir(opts.engines)
         self.stages: list[Stage] = list(pipeline_stages(opts.models))
         self.selection: Selection = select(opts.backend, self.engines, self.stages, opts.precision)
+        if hold is not None:
+            self.stages = [s for s in self.stages if s in set(hold)]
         self.log(self.selection.describe())
         if self.selection.backend is Backend.ORT_CPU:  # ort-cuda refuses a double install outright
             from trt_inpaint.runtime.backends.onnxruntime import install_problem
@@ -193,11 +206,7 @@ class Inpainter:
             waiting: list[tuple[FileResult, WorkItem]] = []
             for r in report.results:
                 try:
-                    if r.mask is None:
-                        raise InputError("no mask found for this image", r.image)
-                    if r.output.resolve() == r.image.resolve():
-                        raise InputError("output would overwrite the input image", r.output)
-                    item = self.prepare_file(r.image, r.mask)
+                    item = prepare_step.prepare_pair(r.image, r.mask, r.output, self.options)
                     if item.needs_run:
                         waiting.append((r, stash.put(len(waiting), item)))
                     else:

@@ -1,4 +1,8 @@
-"""``trt-inpaint IMG MASK [-o OUT]`` and ``trt-inpaint --images DIR --masks DIR|FILE -o DIR``.
+"""``trt-inpaint IMG MASK [-o OUT]``, ``trt-inpaint --images DIR --masks DIR|FILE -o DIR`` and
+``trt-inpaint --list FILE`` (a CSV or Parquet listing of image, mask, output).
+
+Folder and listing runs resume: outputs already present are skipped (status "skipped") unless
+``--overwrite``; single-image mode always writes.
 
 Exit codes: 0 all written; 1 some files failed (folder mode); otherwise the code of the error
 (``trt_inpaint.errors``): 2 bad input, 3 checkpoint, 4 engines, 5 backend unavailable, 6 memory budget.
@@ -29,6 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, help="output file (default IMG_inpainted.EXT) or folder")
     p.add_argument("--images", type=Path, help="folder of images (folder mode)")
     p.add_argument("--masks", type=Path, help="folder of masks matched by file stem, or one mask for all")
+    p.add_argument(
+        "--list", type=Path, metavar="FILE",
+        help="CSV or Parquet listing with columns image, mask, output (paths relative to its folder)",
+    )  # fmt: skip
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="folder and listing runs: redo outputs that exist (default: skip)",
+    )
     add_engine_args(p)
     add_item_args(p)
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
@@ -71,7 +84,18 @@ def _folder_pairs(images: Path, masks: Path, out: Path) -> list[tuple[Path, Path
 
 
 def pairs_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[list, bool]:
-    """The (image, mask, output) triples the flags ask for, and whether this is a folder run."""
+    """The (image, mask, output) triples the flags ask for, and whether this is a folder (or listing) run."""
+    if args.list is not None:
+        if args.image or args.mask or args.images is not None or args.masks is not None or args.output:
+            parser.error(
+                "--list FILE takes no positional files, --images, --masks or -o (the listing names them)"
+            )
+        from trt_inpaint.runtime.listing import read_listing
+
+        pairs = read_listing(args.list)
+        for parent in sorted({out.parent for _, _, out in pairs}):
+            parent.mkdir(parents=True, exist_ok=True)
+        return pairs, True
     folder = args.images is not None or args.masks is not None
     if folder:
         if args.image or args.mask or args.images is None or args.masks is None or args.output is None:
@@ -163,8 +187,17 @@ def finish_run(args: argparse.Namespace, folder: bool, report, stats: dict) -> i
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from trt_inpaint.runtime.resume import run_missing
+
     pairs, folder = pairs_from_args(args, parser)
-    report, stats = run_embedded(args, pairs, folder)
+    stats: dict = {}
+
+    def run(todo: list):
+        report, run_stats = run_embedded(args, todo, folder)
+        stats.update(run_stats)
+        return report
+
+    report = run_missing(pairs, run) if folder and not args.overwrite else run(pairs)
     return finish_run(args, folder, report, stats)
 
 
@@ -186,10 +219,15 @@ def _print_failures(failed) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    return guarded(lambda: _run(args, parser))
+
+
+def guarded(run) -> int:
+    """``run()``'s exit code; a typed error becomes one line on stderr and its code, Ctrl-C 130."""
     from trt_inpaint.errors import TrtInpaintError
 
     try:
-        return _run(args, parser)
+        return run()
     except TrtInpaintError as e:
         print(f"trt-inpaint: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -15,7 +15,7 @@ leaves the run before its next stage.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,7 +55,8 @@ def _set_result(i: int, item: WorkItem, out: np.ndarray) -> None:
     item.result = out
 
 
-def _key(i: int, source: str) -> str:
+def intermediate_key(i: int, source: str) -> str:
+    """The store key of item ``i``'s intermediate ``source`` (a stage's name)."""
     return f"{i}\x00{source}"
 
 
@@ -75,7 +76,7 @@ def _last_uses(item: WorkItem) -> dict[str, Stage]:
 def _fail(item: WorkItem, i: int, error: TrtInpaintError, store: IntermediateStore) -> None:
     item.error = error
     for stage in STAGES:
-        store.drop(_key(i, stage.value))
+        store.drop(intermediate_key(i, stage.value))
 
 
 def run_items(
@@ -85,16 +86,19 @@ def run_items(
     progress: Progress | None = None,
     inputs: Inputs = _own_inputs,
     sink: Sink = _set_result,
+    stages: Collection[Stage] = STAGES,
 ) -> RunReport:
     """Run every pending item through its pipeline, stage-major; fill ``result`` (via ``sink``) or ``error``.
 
     ``store`` holds the intermediates (it may spill to disk); it is empty of this call's keys afterwards.
+    ``stages``: run only these (a cluster's staged layout runs one per actor): the intermediates of earlier
+    stages must then be in ``store`` (``intermediate_key``), and those a later stage needs stay there.
     """
     report = RunReport()
     alive = {i: it for i, it in enumerate(items) if it.pending}
     calls = {i: _calls(it) for i, it in alive.items()}
     last = {i: _last_uses(it) for i, it in alive.items()}
-    for stage in STAGES:
+    for stage in (s for s in STAGES if s in stages):
         users = [i for i in alive if stage in calls[i]]
         if not users:
             continue
@@ -123,7 +127,7 @@ def run_items(
                         if src in WORKING_INPUTS:
                             feeds[t.name] = inputs(i, item)[WORKING_INPUTS.index(src)]
                         else:
-                            feeds[t.name] = store.get(_key(i, src))
+                            feeds[t.name] = store.get(intermediate_key(i, src))
                 h, w = feeds[s.inputs[0].name].shape[-2:]
                 try:
                     s.check_size(int(h), int(w))
@@ -138,13 +142,13 @@ def run_items(
             if stage is PIPELINES[item.pipeline][-1].stage:
                 sink(i, item, out)
                 for st in calls[i]:
-                    store.drop(_key(i, st.value))
+                    store.drop(intermediate_key(i, st.value))
                 del alive[i]
             else:
-                store.put(_key(i, stage.value), out)
+                store.put(intermediate_key(i, stage.value), out)
                 for src, user in last[i].items():
                     if user is stage:
-                        store.drop(_key(i, src))
+                        store.drop(intermediate_key(i, src))
             if progress:
                 progress(stage.value, 1)
         report.stage_seconds[stage] = time.perf_counter() - start

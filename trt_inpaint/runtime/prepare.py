@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trt_inpaint.errors import InputError
 from trt_inpaint.export.spec import pipeline_stages, spec
 from trt_inpaint.runtime import hd, imaging
 from trt_inpaint.runtime.options import InpaintOptions
@@ -32,6 +33,18 @@ def prepare_file(image_path: str | Path, mask_path: str | Path, options: Inpaint
     img = imaging.read_image(image_path)
     mask_path = Path(mask_path)
     return _with_mask(img, imaging.read_mask(mask_path), mask_path, options)
+
+
+def prepare_pair(
+    image_path: str | Path, mask_path: str | Path | None, output: str | Path, options: InpaintOptions
+) -> WorkItem:
+    """``prepare_file`` for one (image, mask, output) of a folder or listing run: a missing mask (None) and
+    an output that would overwrite its input are ``InputError``s naming the file."""
+    if mask_path is None:
+        raise InputError("no mask found for this image", image_path)
+    if Path(output).resolve() == Path(image_path).resolve():
+        raise InputError("output would overwrite the input image", output)
+    return prepare_file(image_path, mask_path, options)
 
 
 def prepare_bytes(
