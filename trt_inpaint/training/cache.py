@@ -12,10 +12,11 @@ import gc
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from trt_inpaint import atomic
+from trt_inpaint.distributed.options import RayOptions
 from trt_inpaint.errors import InputError
 from trt_inpaint.export.manifest import read_manifest
 from trt_inpaint.export.spec import Pipeline, pipeline_stages
@@ -31,6 +32,7 @@ class RunOptions:
     chunk: int = 64  # images handed to the runtime at once (stage-major within, engines stay loaded across)
     overwrite: bool = False
     progress: bool = True
+    ray: RayOptions | None = None  # run on a Ray cluster (trt_inpaint.distributed) instead of in this process
 
 
 @dataclass
@@ -79,10 +81,6 @@ def run_outputs(
     log: Callable[[str], None] = print,
 ) -> RunSummary:
     """Run ``pipeline`` over every (item, mask set) whose output is missing; write outputs/<model>/..."""
-    from tqdm import tqdm
-
-    from trt_inpaint.runtime.api import Inpainter
-
     pipeline = Pipeline(pipeline)
     folder = index.root / OUTPUTS_DIR / pipeline.value
     fp = weights_fingerprint(opts.inpaint.engines, pipeline)
@@ -98,35 +96,63 @@ def run_outputs(
     if not todo:
         log(f"{pipeline.value}: all {summary.skipped} outputs present")
         return summary
+    for parent in sorted({out.parent for _, _, out in todo}):
+        parent.mkdir(parents=True, exist_ok=True)
+    run = _run_on_ray if opts.ray is not None else _run_here
+    run(
+        todo,
+        pipeline,
+        opts,
+        summary,
+        lambda backend, precision: _write_source(folder, fp, backend, precision, opts),
+        log,
+    )
+    log(
+        f"{pipeline.value}: {summary.done} written, {summary.skipped} already there, {summary.failed} failed"
+        + (f" (first: {summary.first_error})" if summary.first_error else "")
+    )
+    return summary
+
+
+def _write_source(folder: Path, fp: dict[str, str], backend: str, precision: str, opts: RunOptions) -> None:
+    atomic.write_text(
+        folder / SOURCE_NAME,
+        json.dumps(
+            {
+                "weights": fp,
+                "backend": backend,
+                "precision": precision,
+                "seed": opts.inpaint.seed,
+                "engines": str(Path(opts.inpaint.engines).resolve()),
+            },
+            indent=1,
+        ),
+    )
+
+
+def _tally(summary: RunSummary, results) -> None:
+    for r in results:
+        if r.status == "failed":
+            summary.failed += 1
+            summary.first_error = summary.first_error or r.error
+        else:
+            summary.done += 1
+
+
+def _run_here(todo, pipeline: Pipeline, opts: RunOptions, summary: RunSummary, record, log) -> None:
+    """In this process: one Inpainter, chunk after chunk, released at the end."""
+    from tqdm import tqdm
+
+    from trt_inpaint.runtime.api import Inpainter
+
     inp = Inpainter(opts.inpaint, models=pipeline, log=lambda m: log(f"{pipeline.value}: {m}"))
     try:
         summary.backend = inp.selection.backend.value
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(
-            folder / SOURCE_NAME,
-            json.dumps(
-                {
-                    "weights": fp,
-                    "backend": summary.backend,
-                    "precision": inp.selection.precision.value,
-                    "seed": opts.inpaint.seed,
-                    "engines": str(Path(opts.inpaint.engines).resolve()),
-                },
-                indent=1,
-            ),
-        )
+        record(summary.backend, inp.selection.precision.value)
         bar = tqdm(total=len(todo), disable=not opts.progress, desc=pipeline.value, unit="img")
         for start in range(0, len(todo), opts.chunk):
             chunk = todo[start : start + opts.chunk]
-            for _, _, out in chunk:
-                out.parent.mkdir(parents=True, exist_ok=True)
-            report = inp.inpaint_files(chunk)
-            for r in report.results:
-                if r.status == "failed":
-                    summary.failed += 1
-                    summary.first_error = summary.first_error or r.error
-                else:
-                    summary.done += 1
+            _tally(summary, inp.inpaint_files(chunk).results)
             bar.update(len(chunk))
             bar.set_postfix(failed=summary.failed)
         bar.close()
@@ -134,11 +160,28 @@ def run_outputs(
         inp.close()  # release the engines before the next model loads
         del inp
         gc.collect()
-    log(
-        f"{pipeline.value}: {summary.done} written, {summary.skipped} already there, {summary.failed} failed"
-        + (f" (first: {summary.first_error})" if summary.first_error else "")
-    )
-    return summary
+
+
+def _run_on_ray(todo, pipeline: Pipeline, opts: RunOptions, summary: RunSummary, record, log) -> None:
+    """On a Ray cluster (``trt_inpaint.distributed``); its actors end with the run, engines with them."""
+    from trt_inpaint.distributed.progress import FileBar
+    from trt_inpaint.distributed.run import inpaint_files
+
+    bar = FileBar(len(todo), opts.progress, desc=pipeline.value)
+    try:
+        run = inpaint_files(
+            todo,
+            replace(opts.inpaint, models=pipeline),
+            opts.ray,
+            overwrite=True,  # the outputs present are not in ``todo``
+            progress=bar.update,
+            log=lambda m: log(f"{pipeline.value}: {m}"),
+        )
+    finally:
+        bar.close()
+    summary.backend = run.stats["backend"] or ""
+    record(summary.backend, run.stats["precision"])
+    _tally(summary, run.report.results)
 
 
 def cache_outputs(

@@ -83,6 +83,7 @@ def prepare_data_main(argv: list[str] | None = None) -> int:
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
+    from trt_inpaint.distributed.cli_args import add_ray_args
     from trt_inpaint.runtime.cli_args import add_engine_args, add_seed_arg
 
     add_engine_args(p)
@@ -91,15 +92,25 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", type=int, default=64, help="images handed to the runtime at once")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
     p.add_argument("--no-progress", action="store_true")
+    add_ray_args(p)
 
 
 def _run_options(a):
+    from trt_inpaint.distributed.cli_args import ray_options_from_args
     from trt_inpaint.runtime.cli_args import options_from_args
+    from trt_inpaint.runtime.options import InpaintOptions
     from trt_inpaint.training.cache import RunOptions
 
     if a.chunk < 1:
         raise InputError("--chunk must be >= 1")
-    return RunOptions(options_from_args(a), chunk=a.chunk, overwrite=a.overwrite, progress=not a.no_progress)
+    # evaluate's --models is a list of pipelines, not the runtime's option: each run sets its own models
+    return RunOptions(
+        options_from_args(a, models=InpaintOptions.default("models")),
+        chunk=a.chunk,
+        overwrite=a.overwrite,
+        progress=not a.no_progress,
+        ray=ray_options_from_args(a),
+    )
 
 
 def cache_outputs_main(argv: list[str] | None = None) -> int:
@@ -114,11 +125,14 @@ def cache_outputs_main(argv: list[str] | None = None) -> int:
     log = _log(p.prog)
 
     def run() -> int:
+        from trt_inpaint.distributed.cluster import maybe_session
         from trt_inpaint.training.cache import cache_outputs
         from trt_inpaint.training.data import load_index
 
         idx = load_index(a.data)
-        summaries = cache_outputs(idx, _resolve_sets(idx, a.masks), _run_options(a), log=log)
+        opts = _run_options(a)
+        with maybe_session(opts.ray, log):  # one cluster for LaMa, then MAT
+            summaries = cache_outputs(idx, _resolve_sets(idx, a.masks), opts, log=log)
         return 1 if any(s.failed for s in summaries) else 0
 
     return _guard(p.prog, run)
@@ -313,7 +327,10 @@ def evaluate_main(argv: list[str] | None = None) -> int:
             inception=a.inception,
             progress=not a.no_progress,
         )
-        report = evaluate(idx, opts, log)
+        from trt_inpaint.distributed.cluster import maybe_session
+
+        with maybe_session(None if opts.run is None else opts.run.ray, log):
+            report = evaluate(idx, opts, log)
         print(markdown(report))
         log(f"report: {out / 'report.md'} and {out / 'report.json'}")
         return 0

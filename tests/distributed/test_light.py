@@ -1,0 +1,69 @@
+"""Ray is an extra: nothing imports it until a run asks for it, and without it --ray says what to install.
+Fresh interpreters, no cluster."""
+
+import subprocess
+import sys
+
+import pytest
+
+from trt_inpaint.distributed.cli_args import add_ray_args, ray_options_from_args
+from trt_inpaint.distributed.options import RayOptions
+from trt_inpaint.errors import InputError
+
+BLOCK_RAY = """
+import importlib.abc, sys
+class NoRay(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "ray" or name.startswith("ray."):
+            raise ModuleNotFoundError("No module named 'ray' (blocked by the test)", name="ray")
+sys.meta_path.insert(0, NoRay())
+"""
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_the_runtime_and_the_clis_do_not_import_ray():
+    proc = _run(
+        "import sys\n"
+        "import trt_inpaint.cli, trt_inpaint.runtime.cli, trt_inpaint.training.cli, trt_inpaint.distributed\n"
+        "import trt_inpaint.distributed.cli, trt_inpaint.distributed.cluster, trt_inpaint.training.cache\n"
+        "from trt_inpaint.distributed.cli_args import add_ray_args\n"
+        "heavy = [m for m in ('ray', 'pyarrow', 'pandas') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_ray_flag_without_ray_installed_says_what_to_install(tmp_path):
+    from trt_inpaint.samples import sample_pairs
+
+    img, mask = sample_pairs()[0]
+    argv = ["--images", str(img.parent), "--masks", str(mask.parent), "-o", str(tmp_path / "o"), "--ray"]
+    proc = _run(BLOCK_RAY + f"from trt_inpaint.cli import main\nsys.exit(main({argv!r}))\n")
+    err = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert proc.returncode == 5 and len(err) == 1, proc.stderr[-2000:]
+    assert "Ray is not installed: pip install 'trt-inpaint[ray]'" in err[0]
+
+
+def test_flag_defaults_are_the_options_defaults():
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_ray_args(p)
+    assert ray_options_from_args(p.parse_args([])) is None
+    assert ray_options_from_args(p.parse_args(["--ray"])) == RayOptions()
+    assert ray_options_from_args(p.parse_args(["--ray", "10.0.0.1:6379"])).joins
+
+
+@pytest.mark.parametrize(
+    "field, value, text",
+    [("batch", 0, "batch: must be >= 1"), ("actors", 0, "actors: must be >= 1"),
+     ("layout", "ring", "'ring' is not one of inpainter, staged"), ("timeout", 0, "timeout: must be > 0"),
+     ("max_restarts", -1, "max_restarts: must be >= 0"), ("object_store_memory", "lots", "not a size"),
+     ("actor_cpus", 0, "actor_cpus: must be > 0")],
+)  # fmt: skip
+def test_bad_options_are_input_errors(field, value, text):
+    with pytest.raises(InputError, match=text):
+        RayOptions(**{field: value})
