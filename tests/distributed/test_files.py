@@ -105,24 +105,34 @@ def test_same_bytes_and_summary_as_the_embedded_run(cluster, engines, photos, re
             )
 
 
-def test_bad_files_reported_once_others_written_exit_1(cluster, engines, photos, tmp_path, capsys):
-    images, masks = tmp_path / "images", tmp_path / "masks"
+def test_bad_files_reported_once_others_written_exit_1(
+    cluster, engines, photos, tmp_path, capsys, monkeypatch
+):
+    """Relative paths: the workers get them made absolute, the report and the errors say them as given."""
+    monkeypatch.chdir(tmp_path)
+    images, masks = Path("images"), Path("masks")
     shutil.copytree(photos[0], images)
     shutil.copytree(photos[1], masks)
     (images / "broken.png").write_bytes(b"not a png")
     shutil.copy(next(masks.iterdir()), masks / "broken.png")
     shutil.copy(next(images.glob("*.jpg")), images / "orphan.jpg")  # no mask named orphan.*
-    errors = {}
+    errors, summaries = {}, {}
     for how, main, extra in (("embedded", embedded_main, ()), ("ray", trt_inpaint_main, ("--ray",))):
-        out = tmp_path / how
-        assert main(_args(images, masks, out, engines, *extra)) == 1, how
+        out = Path(how)
+        code, s = _json_run(main, _args(images, masks, out, engines, "--json", *extra))
+        assert code == 1 and (s["written"], s["unchanged"], s["failed"]) == (5, 1, 2), how
+        assert all(not Path(r["image"]).is_absolute() for r in s["results"]), how
+        summaries[how] = s["results"]
         err = capsys.readouterr().err
         errors[how] = sorted(line for line in err.splitlines() if line.startswith("trt-inpaint: error:"))
-        assert "5 written, 1 unchanged (empty mask), 2 failed of 8" in err, how
         assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in photos[0].iterdir()), how
     assert len(errors["ray"]) == 2 and errors["ray"] == errors["embedded"]
-    assert any("broken.png: image is not an image" in e for e in errors["ray"])
-    assert any("orphan.jpg: no mask found for this image" in e for e in errors["ray"])
+    assert "trt-inpaint: error: images/orphan.jpg: no mask found for this image" in errors["ray"]
+    assert any(
+        e.startswith("trt-inpaint: error: images/broken.png: image is not an image") for e in errors["ray"]
+    )
+    strip = [[{**r, "output": Path(r["output"]).name} for r in summaries[h]] for h in ("embedded", "ray")]
+    assert strip[0] == strip[1]
 
 
 def test_parquet_listing_on_ray_with_progress(cluster, engines, photos, reference, tmp_path, capsys):
@@ -174,34 +184,35 @@ def _kill_when_written(out: Path, name: str, kills: list, times: int = 1) -> thr
     return t
 
 
-def test_killed_actor_is_restarted_and_the_run_completes(cluster, engines, many, tmp_path):
-    images, masks, ref = many
-    out = tmp_path / "out"
+def _run_with_one_kill(engines, many, out: Path, max_restarts: int, kills: list):
+    """The run over ``many`` with its actor killed once mid-run (``kills``: outputs present at the kill)."""
+    images, masks, _ = many
     out.mkdir()
-    kills: list[int] = []
     killer = _kill_when_written(out, "InpaintActor", kills)
-    opts = InpaintOptions(engines=engines, backend="ort-cpu")
-    run = inpaint_files(_pairs(images, masks, out), opts, RayOptions(batch=1, max_restarts=2, timeout=120))
-    killer.join(timeout=5)
+    try:
+        opts = InpaintOptions(engines=engines, backend="ort-cpu")
+        ray_opts = RayOptions(batch=1, max_restarts=max_restarts, timeout=120)
+        return inpaint_files(_pairs(images, masks, out), opts, ray_opts)
+    finally:
+        killer.join(timeout=5)
+
+
+def test_killed_actor_is_restarted_and_the_run_completes(cluster, engines, many, tmp_path):
+    kills: list[int] = []
+    run = _run_with_one_kill(engines, many, tmp_path / "out", 2, kills)
     assert len(kills) == 1 and kills[0] < 24, "the actor was not killed mid-run"
     assert [r.status for r in run.report.results].count("failed") == 0
-    _same_files(ref, out)
+    _same_files(many[2], tmp_path / "out")
     assert run.stats["ray"]["actor_starts"] >= 2, "no second actor process ran batches"
 
 
 def test_actors_that_keep_dying_stop_the_run_with_one_line(cluster, engines, many, tmp_path):
-    images, masks, _ = many
-    out = tmp_path / "out"
-    out.mkdir()
     kills: list[int] = []
-    killer = _kill_when_written(out, "InpaintActor", kills)
-    opts = InpaintOptions(engines=engines, backend="ort-cpu")
     t0 = time.monotonic()
     with pytest.raises(
         BackendUnavailable, match=r"an actor died after 0 restart\(s\) \(--ray-max-restarts\)"
     ) as e:
-        inpaint_files(_pairs(images, masks, out), opts, RayOptions(batch=1, max_restarts=0, timeout=120))
-    killer.join(timeout=5)
+        _run_with_one_kill(engines, many, tmp_path / "out", 0, kills)
     assert len(kills) == 1 and "\n" not in str(e.value) and time.monotonic() - t0 < 90
 
 
@@ -233,15 +244,15 @@ def _env_without(*names: str, **extra: str) -> dict:
 
 
 def test_killed_driver_rerun_writes_only_the_missing_outputs(cluster, engines, many, tmp_path):
-    """The CLI joins this module's cluster by address (token from the environment, RAY_AUTH_MODE unset: the
-    join turns token mode on); SIGKILL it mid-run, run again: only the missing outputs are written."""
+    """The CLI (``--ray``, auto) joins the cluster RAY_ADDRESS names (token from the environment,
+    RAY_AUTH_MODE unset: the join turns token mode on); SIGKILL it mid-run, run again: only the missing
+    outputs are written."""
     images, masks, ref = many
     out = tmp_path / "out"
-    argv = [sys.executable, "-m", "trt_inpaint.cli", *_args(images, masks, out, engines), "--ray", cluster,
+    argv = [sys.executable, "-m", "trt_inpaint.cli", *_args(images, masks, out, engines), "--ray",
             "--ray-batch", "1"]  # fmt: skip
-    proc = subprocess.Popen(
-        argv, env=_env_without("RAY_AUTH_MODE"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    env = _env_without("RAY_AUTH_MODE", RAY_ADDRESS=cluster)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -255,6 +266,7 @@ def test_killed_driver_rerun_writes_only_the_missing_outputs(cluster, engines, m
     finally:
         proc.kill()
         proc.wait(timeout=30)
+    assert f"Ray: joined the cluster at {cluster}" in proc.stderr.read().decode()
     visible = sorted(p for p in out.iterdir() if not p.name.startswith("."))
     assert 4 <= len(visible) < 24
     for p in visible:  # complete files only: each is the embedded run's output

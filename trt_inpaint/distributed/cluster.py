@@ -1,7 +1,8 @@
 """Start or join the Ray cluster a run uses.
 
-``auto`` joins the cluster that ``RAY_ADDRESS`` or this machine's running one names, else starts a local one
-(nothing to set up; it stops with the run). An explicit address joins that cluster. A process that is
+``auto`` joins the cluster ``RAY_ADDRESS`` names (never starting another when that fails), else one running
+on this machine (``ray start``), else starts a local one (nothing to set up; it stops with the run). An
+explicit address joins that cluster. A process that is
 already connected (``ray.init`` called by the caller) is used as it is and left connected, so that several
 runs (cache-outputs: LaMa, then MAT) share one cluster.
 
@@ -97,15 +98,20 @@ _QUIET = {"include_dashboard": False, "log_to_driver": False, "logging_level": l
 
 def _connect(ray, options: RayOptions, log: Callable[[str], None]) -> bool:
     """Join or start; True when a local cluster was started."""
-    if options.joins:
+    from ray.exceptions import AuthenticationError
+
+    address = options.address if options.joins else os.environ.get("RAY_ADDRESS", "").strip()
+    if address:  # --ray ADDRESS, or auto with RAY_ADDRESS set: join that one, never start another
         _token_mode_for_join()
-        _join(ray, options.address)
+        _join(ray, address)
         return False
     try:
-        ray.init(address=AUTO, **_QUIET)  # RAY_ADDRESS, or a cluster running on this machine
+        ray.init(address=AUTO, **_QUIET)  # a cluster running on this machine (`ray start`)
         return False
     except ConnectionError:
         pass  # none: start one
+    except AuthenticationError as e:
+        raise _wants_token("running on this machine") from e
     local = {
         "num_cpus": local_cpus(options),
         "object_store_memory": options.object_store_memory,
@@ -127,10 +133,7 @@ def _join(ray, address: str) -> None:
     try:
         ray.init(address=address, **_QUIET)
     except AuthenticationError as e:
-        raise BackendUnavailable(
-            f"the Ray cluster at {address} wants its token: set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) "
-            "to the one `ray get-auth-token` prints on its head node"
-        ) from e
+        raise _wants_token(f"at {address}") from e
     except (ConnectionError, RuntimeError, ValueError) as e:
         hint = ""
         if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
@@ -138,6 +141,13 @@ def _join(ray, address: str) -> None:
                 " (a cluster with token authentication, Ray's default since 2.59, needs RAY_AUTH_TOKEN here)"
             )
         raise BackendUnavailable(f"cannot join the Ray cluster at {address}: {_first_line(e)}{hint}") from e
+
+
+def _wants_token(where: str) -> BackendUnavailable:
+    return BackendUnavailable(
+        f"the Ray cluster {where} wants its token: set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to the one "
+        "`ray get-auth-token` prints on its head node"
+    )
 
 
 def _token_mode_for_join() -> None:

@@ -57,10 +57,8 @@ def inpaint_files(
     options = _absolute(options or InpaintOptions())
     ray_options = ray_options or RayOptions()
     log = log or (lambda msg: None)
-    pairs = [
-        (Path(i).absolute(), None if m is None else Path(m).absolute(), Path(o).absolute())
-        for i, m, o in pairs
-    ]
+    given = [(Path(i), None if m is None else Path(m), Path(o)) for i, m, o in pairs]
+    pairs = [tuple(None if x is None else x.absolute() for x in p) for p in given]
     t0 = time.perf_counter()
     with session(ray_options, log) as cluster:
         ray = import_ray()
@@ -73,7 +71,7 @@ def inpaint_files(
             ds = _dataset(ray, pairs, options, ray_options, pools, overwrite)
             rows = _collect(ds, len(pairs), progress, ray_options)
     seconds = time.perf_counter() - t0
-    report = _report(pairs, rows, seconds)
+    report = _report(given, rows, seconds)
     stats = merge_stats([w for r in rows.values() for w in r.workers], options)
     stats["ray"] = _ray_stats(cluster, ray_options, pools, footprints, rows, seconds)
     return RayRun(report, stats)
@@ -180,14 +178,21 @@ def _collect(ds, total: int, progress: FileProgress | None, ray_options: RayOpti
     return rows
 
 
-def _result(r: rowlib.Row) -> FileResult:
-    return FileResult(
-        Path(r.image), None if r.mask is None else Path(r.mask), Path(r.output), r.status, r.error, r.note
-    )
+def _result(r: rowlib.Row, given: tuple | None = None) -> FileResult:
+    """The row as a FileResult; with ``given`` (the pair as the caller wrote it), its paths, in the
+    result and in the error, are the caller's (the workers saw them made absolute)."""
+    image, mask, output = (Path(r.image), None if r.mask is None else Path(r.mask), Path(r.output))
+    error = r.error
+    if given is not None:
+        as_given = dict(zip((image, mask, output), given, strict=True))
+        if error is not None and error.path in as_given:
+            error = type(error)(error.message, as_given[error.path])
+        image, mask, output = given
+    return FileResult(image, mask, output, r.status, error, r.note)
 
 
-def _report(pairs, rows: dict[int, rowlib.Row], seconds: float) -> Report:
-    report = Report([_result(rows[k]) for k in range(len(pairs))], seconds)
+def _report(given: list[tuple], rows: dict[int, rowlib.Row], seconds: float) -> Report:
+    report = Report([_result(rows[k], given[k]) for k in range(len(given))], seconds)
     for r in rows.values():
         for stage, t in r.stage_seconds.items():
             report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + t
