@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import redirect_stdout
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,15 +35,18 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     pairs, folder = pairs_from_args(args, parser)
     quiet = args.json
     bar = FileBar(len(pairs), enabled=not args.no_progress and not quiet)
+    # stdout is the --json summary's alone: Ray prints the cluster's messages to every driver's sys.stdout
+    # (e.g. "(raylet) WARNING: 8 PYTHON worker processes have been started"); during the run they go to stderr
     try:
-        run = inpaint_files(
-            pairs,
-            options_from_args(args),
-            ray_options,
-            overwrite=args.overwrite,
-            progress=bar.update,
-            log=None if quiet else stderr_log,
-        )
+        with redirect_stdout(sys.stderr):
+            run = inpaint_files(
+                pairs,
+                options_from_args(args),
+                ray_options,
+                overwrite=args.overwrite,
+                progress=bar.update,
+                log=None if quiet else stderr_log,
+            )
     finally:
         bar.close()
     return finish_run(args, folder, run.report, run.stats)
