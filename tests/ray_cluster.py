@@ -26,24 +26,26 @@ def local_cluster() -> Iterator[str]:
     import ray
 
     temp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")
-    with pytest.MonkeyPatch.context() as mp:
-        # ray.init turns token mode on itself (and refreshes its config: a mode set here after `import ray`
-        # would not reach it); the patch restores the variable afterwards
-        mp.setenv("RAY_AUTH_MODE", "")
-        mp.delenv("RAY_AUTH_MODE")
-        mp.setenv("RAY_AUTH_TOKEN", TOKEN)
-        mp.delenv("RAY_ADDRESS", raising=False)
-        ctx = ray.init(
-            address="local",
-            num_cpus=CPUS,
-            num_gpus=GPUS,
-            object_store_memory=OBJECT_STORE,
-            include_dashboard=False,
-            log_to_driver=False,
-            _temp_dir=temp,
-        )
-        try:
-            yield ctx.address_info["gcs_address"]
-        finally:
-            ray.shutdown()
-            shutil.rmtree(temp, ignore_errors=True)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            # ray.init turns token mode on itself (and refreshes its config: a mode set here after
+            # `import ray` would not reach it); the patch restores the variable afterwards
+            mp.setenv("RAY_AUTH_MODE", "")
+            mp.delenv("RAY_AUTH_MODE")
+            mp.setenv("RAY_AUTH_TOKEN", TOKEN)
+            mp.delenv("RAY_ADDRESS", raising=False)
+            ctx = ray.init(
+                address="local",
+                num_cpus=CPUS,
+                num_gpus=GPUS,
+                object_store_memory=OBJECT_STORE,
+                include_dashboard=False,
+                log_to_driver=False,
+                _temp_dir=temp,
+            )
+            try:
+                yield ctx.address_info["gcs_address"]
+            finally:
+                ray.shutdown()
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)

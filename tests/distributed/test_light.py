@@ -67,3 +67,19 @@ def test_flag_defaults_are_the_options_defaults():
 def test_bad_options_are_input_errors(field, value, text):
     with pytest.raises(InputError, match=text):
         RayOptions(**{field: value})
+
+
+def test_gpu_fractions_follow_footprints():
+    from trt_inpaint.distributed.plan import gpu_fractions
+    from trt_inpaint.export.spec import Stage
+
+    gib = 1024**3
+    fp = {Stage.LAMA: 8 * gib, Stage.MAT: 4 * gib, Stage.COMBINER: 1000}
+    assert gpu_fractions(fp, 16 * gib) == {Stage.LAMA: 0.5, Stage.MAT: 0.25, Stage.COMBINER: 0.0001}
+    # no budget: the footprints split one GPU, rounded down so that the shares fit on it together
+    split = gpu_fractions({Stage.LAMA: 3, Stage.MAT: 1}, None)
+    assert split == {Stage.LAMA: 0.75, Stage.MAT: 0.25}
+    third = gpu_fractions({Stage.LAMA: 1, Stage.MAT: 2}, None)
+    assert third == {Stage.LAMA: 0.3333, Stage.MAT: 0.6666} and sum(third.values()) <= 1
+    tiny = gpu_fractions({Stage.LAMA: 10**9, Stage.MAT: 1, Stage.COMBINER: 1}, None)
+    assert sum(tiny.values()) <= 1 and min(tiny.values()) == 0.0001

@@ -48,11 +48,18 @@ def default_actors(cluster: Cluster, ray_options: RayOptions) -> int:
 
 
 def gpu_fractions(footprints: dict[Stage, int], budget: int | None) -> dict[Stage, float]:
-    """Each stage's share of a GPU: footprint / budget (or of the footprints' sum without a budget)."""
-    whole = budget if budget is not None else sum(footprints.values())
-    return {
-        s: min(1.0, max(1, math.ceil(GRAIN * fp / max(whole, 1))) / GRAIN) for s, fp in footprints.items()
-    }
+    """Each stage's share of a GPU, in Ray's grain: footprint / budget rounded up (the shares on a GPU never
+    add up to less memory than the stages take); without a budget, footprint / their sum rounded down (the
+    stages fit one GPU together: the shares add up to at most 1)."""
+    if budget is not None:
+        grains = {s: math.ceil(GRAIN * fp / max(budget, 1)) for s, fp in footprints.items()}
+    else:
+        total = max(sum(footprints.values()), 1)
+        grains = {s: max(1, GRAIN * fp // total) for s, fp in footprints.items()}
+        if grains and sum(grains.values()) > GRAIN:  # tiny stages raised to one grain: the largest gives
+            top = max(grains, key=grains.get)
+            grains[top] -= sum(grains.values()) - GRAIN
+    return {s: min(GRAIN, max(1, g)) / GRAIN for s, g in grains.items()}
 
 
 def plan(
