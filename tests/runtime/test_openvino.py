@@ -128,6 +128,8 @@ def test_fp16_is_for_the_gpu_device_only():
     assert ovb.precision_problem(Precision.FP16, OpenVinoDevice.GPU, caps=("FP32", "FP16")) is None
     assert "does not list FP16" in ovb.precision_problem(Precision.FP16, OpenVinoDevice.GPU, caps=("FP32",))
     assert "not bf16" in ovb.precision_problem(Precision.BF16, OpenVinoDevice.GPU, caps=("FP16",))
+    reason = ovb.precision_reason(Precision.FP16, OpenVinoDevice.GPU, asked=False)
+    assert reason == "the first of fp16, fp32 that the GPU device lists"
 
 
 # ---- this CPU, for real -------------------------------------------------------------------------------

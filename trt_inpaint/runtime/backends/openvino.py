@@ -144,7 +144,8 @@ def precision_reason(
         if precision is Precision.BF16:
             return f"{native}; --precision fp32 computes in fp32"
         return f"{native}, so bf16 is not used"
-    return f"{precision} as asked" if asked else f"{precision}: the first of {device}'s precisions it lists"
+    order = ", ".join(p.value for p in PRECISIONS[device])
+    return f"{precision} as asked" if asked else f"the first of {order} that the {device} device lists"
 
 
 # ---- the compiled-model cache ------------------------------------------------------------------------
