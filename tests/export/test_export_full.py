@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from tests.export.photo_feeds import photo_feeds
+from tests.openvino_check import check_openvino_stage
 from trt_inpaint.export import spec as S
 from trt_inpaint.export.build import Exporter, ExportOptions
 from trt_inpaint.export.calibration import CalibrationOptions
@@ -86,7 +87,8 @@ def test_every_stage_has_an_rtx_engine(full):
 @pytest.mark.parametrize("stage", list(S.Stage))
 def test_stage_ort_matches_torch(full, stage):
     """512x512 photo: fp32 max |diff| <= 1e-3; fp16 PSNR >= 40 dB over the hole, no NaN/inf, against a
-    reference whose hole is spread (std > 0.05: a constant hole cannot pass)."""
+    reference whose hole is spread (std > 0.05: a constant hole cannot pass). The same for OpenVINO fp32
+    and bf16 (tests/openvino_check.py)."""
     out, _ = full
     module = ST.random_stage(stage, seed=0)  # torch.fft reference; the ONNX has the matmul DFT
     feeds = _photo_inputs(stage, 512, 512)
@@ -99,3 +101,5 @@ def test_stage_ort_matches_torch(full, stage):
     c = compare([ref], [got16], hole_masks([feeds]))
     assert c.reference_std > 0.05, (stage, c)
     assert c.psnr_db >= 40 and c.nonfinite == 0, (stage, c)
+    # OpenVINO on the fp32 ONNX: fp32 <= 1e-3; bf16 >= 40 dB where the CPU has it natively, else refused
+    check_openvino_stage(stage, out / S.onnx_filename(stage, S.Precision.FP32), feeds, ref)

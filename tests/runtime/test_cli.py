@@ -24,10 +24,8 @@ def pair(tmp_path):
 def test_single_image_writes_same_format_and_json(engines, pair, tmp_path, capsys):
     img, mask = pair
     out = tmp_path / "result.png"  # lossless, so the untouched pixels can be compared exactly
-    assert (
-        main([str(img), str(mask), "-o", str(out), "--engines", str(engines), "--json", "--models", "lama"])
-        == 0
-    )
+    args = ["--engines", str(engines), "--models", "lama", "--backend", "ort-cpu"]
+    assert main([str(img), str(mask), "-o", str(out), "--json", *args]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["backend"] == "ort-cpu" and summary["written"] == 1 and summary["loads"] == {"lama": 1}
     src = cv2.imread(str(img), cv2.IMREAD_UNCHANGED)
@@ -35,7 +33,7 @@ def test_single_image_writes_same_format_and_json(engines, pair, tmp_path, capsy
     hole = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 127
     assert np.array_equal(res[~hole], src[~hole]) and not np.array_equal(res[hole], src[hole])
     # default output name: next to the input, same format
-    assert main([str(img), str(mask), "--engines", str(engines), "--models", "lama"]) == 0
+    assert main([str(img), str(mask), *args]) == 0
     assert cv2.imread(str(tmp_path / "photo_inpainted.jpg")) is not None
     assert "backend ort-cpu" in capsys.readouterr().err
 

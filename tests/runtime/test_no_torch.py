@@ -1,4 +1,4 @@
-"""The ONNX Runtime path never imports torch: checked in fresh interpreters, not with mocks."""
+"""The ONNX Runtime and OpenVINO paths never import torch: checked in fresh interpreters, not with mocks."""
 
 import subprocess
 import sys
@@ -22,9 +22,9 @@ import trt_inpaint.runtime
 from trt_inpaint.runtime.cli import main
 rc = main([{img!r}, {mask!r}, "-o", {out!r}, "--engines", {engines!r}, "--backend", {backend!r}])
 assert rc == 0, rc
-assert "onnxruntime" in sys.modules, "the run did not use ONNX Runtime"
+assert not {uses!r} or {uses!r} in sys.modules, "the run did not use {uses}"
 bad = sorted(m for m in ("torch", "tensorrt", "tensorrt_rtx") if m in sys.modules)
-assert not bad, f"the ort-cpu path imported {{bad}}"
+assert not bad, f"the {backend} path imported {{bad}}"
 print("NO-TORCH-OK")
 """
 
@@ -33,10 +33,10 @@ def _run(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
-def _code(tmp_path: Path, engines: Path, backend: str) -> str:
+def _code(tmp_path: Path, engines: Path, backend: str, uses: str = "onnxruntime") -> str:
     img, mask = sample_pairs()[0]
     return RUN_CLI.format(img=str(img), mask=str(mask), out=str(tmp_path / "o.png"), engines=str(engines),
-                          backend=backend)  # fmt: skip
+                          backend=backend, uses=uses)  # fmt: skip
 
 
 def test_ort_cpu_run_does_not_import_torch(tmp_path, engines):
@@ -46,14 +46,21 @@ def test_ort_cpu_run_does_not_import_torch(tmp_path, engines):
 
 
 def test_auto_runs_with_torch_absent(tmp_path, engines):
-    proc = _run(BLOCK_TORCH + _code(tmp_path, engines, "auto"))
+    """Without an NVIDIA GPU, auto takes OpenVINO (part of the dev install)."""
+    proc = _run(BLOCK_TORCH + _code(tmp_path, engines, "auto", uses="openvino"))
     assert proc.returncode == 0 and "NO-TORCH-OK" in proc.stdout, proc.stderr[-2000:]
-    assert "backend ort-cpu" in proc.stderr
+    assert "backend openvino" in proc.stderr
+
+
+def test_openvino_run_does_not_import_torch(tmp_path, engines):
+    proc = _run(BLOCK_TORCH + _code(tmp_path, engines, "openvino", uses="openvino"))
+    assert proc.returncode == 0 and "NO-TORCH-OK" in proc.stdout, proc.stderr[-2000:]
+    assert (tmp_path / "o.png").is_file()
 
 
 def test_torch_backend_without_torch_says_why(tmp_path, engines):
-    code = BLOCK_TORCH + _code(tmp_path, engines, "torch").replace("assert rc == 0, rc", "assert rc == 5, rc")
-    code = code.replace('assert "onnxruntime" in sys.modules, "the run did not use ONNX Runtime"', "")
+    code = _code(tmp_path, engines, "torch", uses="")
+    code = BLOCK_TORCH + code.replace("assert rc == 0, rc", "assert rc == 5, rc")
     proc = _run(code)
     assert proc.returncode == 0 and "NO-TORCH-OK" in proc.stdout, proc.stderr[-2000:]
     assert "torch is not installed" in proc.stderr
@@ -63,7 +70,8 @@ def test_torch_backend_without_torch_says_why(tmp_path, engines):
 def test_importing_the_runtime_is_light():
     proc = _run(
         "import sys, trt_inpaint.runtime, trt_inpaint.runtime.cli, trt_inpaint.runtime.api\n"
-        "heavy = [m for m in ('torch', 'onnxruntime', 'tensorrt', 'tensorrt_rtx') if m in sys.modules]\n"
+        "heavy = ('torch', 'onnxruntime', 'openvino', 'tensorrt', 'tensorrt_rtx')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "assert not heavy, heavy"
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -72,10 +80,9 @@ def test_importing_the_runtime_is_light():
 def test_tensorrt_path_does_not_import_torch(tmp_path, engines):
     """What a CPU machine can show of the TensorRT path: choosing it (the GPU check says no GPU: exit 5),
     importing its runner module and tensorrt_rtx, and making a runner. Running an engine needs a GPU."""
-    code = BLOCK_TORCH + _code(tmp_path, engines, "tensorrt").replace(
+    code = BLOCK_TORCH + _code(tmp_path, engines, "tensorrt", uses="").replace(
         "assert rc == 0, rc", "assert rc == 5, rc"
     )
-    code = code.replace('assert "onnxruntime" in sys.modules, "the run did not use ONNX Runtime"', "")
     code = code.replace(
         'bad = sorted(m for m in ("torch", "tensorrt", "tensorrt_rtx") if m in sys.modules)',
         "import tensorrt_rtx\n"

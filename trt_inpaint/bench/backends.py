@@ -17,7 +17,8 @@ from trt_inpaint.runtime.backends.base import Backend, Runner
 
 
 class Numeric(str, enum.Enum):
-    """Arithmetic precision of a benchmark row (bf16 exists for PyTorch only)."""
+    """Arithmetic precision of a benchmark row (bf16: PyTorch autocast and OpenVINO, on CPUs with native
+    bf16)."""
 
     FP32 = "fp32"
     FP16 = "fp16"
@@ -41,6 +42,14 @@ class BenchBackend:
     def file_precision(self) -> Precision:
         """Which exported file the row runs (fp16 rows run the mixed fp16 ONNX / engine)."""
         return Precision.FP16 if self.numeric is Numeric.FP16 else Precision.FP32
+
+    @property
+    def precision(self) -> Precision:
+        """The runtime precision of the row's selection: OpenVINO computes bf16 from the fp32 file; PyTorch's
+        bf16 row is its fp32 stages under autocast."""
+        if self.backend is Backend.OPENVINO:
+            return Precision(self.numeric.value)
+        return self.file_precision
 
 
 TABLE: tuple[BenchBackend, ...] = (
@@ -78,6 +87,22 @@ TABLE: tuple[BenchBackend, ...] = (
         "the CPU provider has no fp16 kernels for most ops: it casts to fp32 around them, so this "
         "row measures fp16 storage, not fp16 arithmetic",
     ),
+    BenchBackend(
+        "openvino-fp32",
+        "OpenVINO CPU",
+        Backend.OPENVINO,
+        Numeric.FP32,
+        "cpu",
+        "the fp32 ONNX, INFERENCE_PRECISION_HINT f32",
+    ),
+    BenchBackend(
+        "openvino-bf16",
+        "OpenVINO CPU",
+        Backend.OPENVINO,
+        Numeric.BF16,
+        "cpu",
+        "the fp32 ONNX, INFERENCE_PRECISION_HINT bf16 (CPUs with native bf16 only); % of the bf16 peak",
+    ),
     BenchBackend("ort-cuda-fp16", "ONNX Runtime CUDA", Backend.ORT_CUDA, Numeric.FP16, "cuda"),
     BenchBackend("tensorrt-fp16", "TensorRT", Backend.TENSORRT, Numeric.FP16, "cuda"),
 )
@@ -95,7 +120,7 @@ def lookup(keys: list[str] | tuple[str, ...]) -> list[BenchBackend]:
 
 def unavailable_reason(b: BenchBackend, engines: Path, stages: tuple[Stage, ...]) -> str | None:
     """None when row ``b`` can run here with the files in ``engines``, else a one-line reason."""
-    from trt_inpaint.runtime.backends.registry import files_problem, module_problem
+    from trt_inpaint.runtime.backends.registry import files_problem, module_problem, precision_problem
     from trt_inpaint.runtime.engines import EngineDir
 
     if b.backend is Backend.ORT_CUDA:  # proved by a real CUDA session, in a process of its own
@@ -114,6 +139,10 @@ def unavailable_reason(b: BenchBackend, engines: Path, stages: tuple[Stage, ...]
                 return f"torch {torch.__version__} sees no CUDA device"
         elif b.numeric is Numeric.BF16 and not cpu_supports_bf16():
             return "this CPU has no native bf16 (no AVX512-BF16 / AMX): PyTorch would only emulate it"
+    elif b.backend is Backend.OPENVINO:
+        problem = precision_problem(b.backend, b.precision)
+        if problem:
+            return problem
     ed = EngineDir(engines)
     if b.backend is not Backend.TORCH and not ed.folder.is_dir():
         return f"engines folder {engines} does not exist"
@@ -136,7 +165,7 @@ def runner_factory(b: BenchBackend, engines: Path, threads: int | None = None) -
     from trt_inpaint.runtime.engines import EngineDir
 
     ed = EngineDir(engines)
-    selection = Selection(b.backend, b.file_precision)
+    selection = Selection(b.backend, b.precision)
     options = RunnerOptions(threads=threads)
 
     def make(stage: Stage) -> Runner:

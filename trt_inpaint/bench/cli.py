@@ -24,6 +24,7 @@ from trt_inpaint.errors import EngineError, InputError, TrtInpaintError
 from trt_inpaint.export.manifest import read_manifest
 from trt_inpaint.export.spec import PIPELINES, Pipeline, Stage, onnx_filename, spec
 from trt_inpaint.export.spec import Precision as P
+from trt_inpaint.runtime.backends.base import Backend
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -87,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup", type=int, default=None, help="untimed runs after the first run (default 1, quick 0)"
     )
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
-    p.add_argument("--peak-n", type=int, default=2048, help="side of the square fp32 matmul for the peak")
+    p.add_argument(
+        "--peak-n", type=int, default=2048, help="side of the square fp32 and bf16 matmuls for the peaks"
+    )
     p.add_argument(
         "--quick",
         action="store_true",
@@ -204,6 +207,7 @@ def job_for(cfg: BenchConfig, key: str) -> Job:
         threads=cfg.threads,
         interval=cfg.interval,
         quick=cfg.quick,
+        cache_loads=BY_KEY[key].backend is Backend.OPENVINO and not cfg.quick,
     )
 
 
@@ -233,9 +237,57 @@ def run_worker(job: Job, progress) -> dict:
 
 
 def _best_peak(start, end) -> dict:
+    """Per precision, the better of the measurements at the start and the end of the run."""
     best = max((start, end), key=lambda p: p.flops).to_dict()
+    bf16 = max((start, end), key=lambda p: p.bf16_flops or 0.0).to_dict()
+    for k in ("bf16_flops", "openvino_bf16_flops", "torch_bf16_flops", "bf16_note"):
+        best[k] = bf16[k]
     best["start_flops"], best["end_flops"] = start.flops, end.flops
+    best["start_bf16_flops"], best["end_bf16_flops"] = start.bf16_flops, end.bf16_flops
     return best
+
+
+def _failure(what: str, e: Exception) -> str:
+    return f"{what}: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+
+
+def _bench_row(b, cfg: BenchConfig, stages: tuple[Stage, ...], progress, describe) -> dict:
+    """One row: available or not (and why), and its measurements, or the reason it failed. Nothing a row
+    does stops the others: a check or a worker that raises becomes this row's error."""
+    entry = {
+        "key": b.key,
+        "label": b.label,
+        "numeric": b.numeric.value,
+        "device": b.device,
+        "backend": b.backend.value,
+        "available": False,
+        "reason": None,
+        "note": b.note,
+    }
+    try:
+        reason = unavailable_reason(b, cfg.engines, stages)
+    except Exception as e:  # a backend whose own check fails (a broken install): the row says so
+        entry.update(available=True, result={"backend": b.key, "error": _failure("availability check", e)})
+        return entry
+    entry.update(available=reason is None, reason=reason)
+    job = job_for(cfg, b.key)
+    if reason is not None and job.scaling_sizes:  # the pipeline cannot run; the scaling stage alone may
+        try:
+            scaling_ok = unavailable_reason(b, cfg.engines, (Stage(cfg.scaling_stage),)) is None
+        except Exception:
+            scaling_ok = False
+        if scaling_ok:
+            job.batches, job.budgets = [], []
+            entry["partial"] = f"{cfg.scaling_stage} scaling only"
+        else:
+            job = None
+    if reason is None or (job is not None and entry.get("partial")):
+        describe(f"inpaint-bench {b.key}")
+        try:
+            entry["result"] = run_worker(job, progress)
+        except Exception as e:  # the worker could not be started or its output not read
+            entry["result"] = {"backend": b.key, "error": _failure("worker", e)}
+    return entry
 
 
 def run_bench(cfg: BenchConfig, analysis: Path | None = None) -> dict:
@@ -244,7 +296,7 @@ def run_bench(cfg: BenchConfig, analysis: Path | None = None) -> dict:
 
     from trt_inpaint.bench.machine import machine_info
     from trt_inpaint.bench.peak import measure_peak
-    from trt_inpaint.bench.report import headline_ratio, write_report
+    from trt_inpaint.bench.report import bf16_headlines, headline_ratio, write_report
 
     check_engines(cfg)
     manifest = read_manifest(cfg.engines)  # a damaged one stops here, before any measurement
@@ -257,35 +309,14 @@ def run_bench(cfg: BenchConfig, analysis: Path | None = None) -> dict:
 
     machine = machine_info()
     load_start = machine["load_average"]
-    progress("fp32 matmul peak")  # measured again at the end: the larger is the reference
+    progress("fp32 and bf16 matmul peaks")  # measured again at the end: the larger is the reference
     peak = measure_peak(n=cfg.peak_n, threads=cfg.threads)
     bar.update(1)
     flops = count_flops(cfg, progress)
     bar.update(1)
     backends = []
     for b in rows:
-        reason = unavailable_reason(b, cfg.engines, stages)
-        entry = {
-            "key": b.key,
-            "label": b.label,
-            "numeric": b.numeric.value,
-            "device": b.device,
-            "backend": b.backend.value,
-            "available": reason is None,
-            "reason": reason,
-            "note": b.note,
-        }
-        job = job_for(cfg, b.key)
-        if reason is not None and job.scaling_sizes:  # the pipeline cannot run; the scaling stage alone may
-            if unavailable_reason(b, cfg.engines, (Stage(cfg.scaling_stage),)) is None:
-                job.batches, job.budgets = [], []
-                entry["partial"] = f"{cfg.scaling_stage} scaling only"
-            else:
-                job = None
-        if reason is None or (job is not None and entry.get("partial")):
-            bar.set_description(f"inpaint-bench {b.key}")
-            entry["result"] = run_worker(job, progress)
-        backends.append(entry)
+        backends.append(_bench_row(b, cfg, stages, progress, bar.set_description))
         bar.update(1)
     bar.close()
     report = {
@@ -302,6 +333,7 @@ def run_bench(cfg: BenchConfig, analysis: Path | None = None) -> dict:
         "backends": backends,
     }
     report["headline"] = headline_ratio(report)
+    report["bf16_headlines"] = bf16_headlines(report)
     if analysis is not None:
         report["analysis"] = analysis.read_text()
     write_report(report, cfg.out, plot=cfg.plot)
@@ -340,14 +372,13 @@ def main(argv: list[str] | None = None) -> int:
     from trt_inpaint.bench.report import main_table
 
     print(main_table(report))
-    h = report.get("headline")
-    if h:
+    for h in filter(None, [report.get("headline"), *report.get("bf16_headlines", [])]):
         print(
-            f"\nONNX Runtime CPU fp32 vs PyTorch eager fp32 end to end: {h['speedup']:.2f}x "
+            f"\n{h['test']} vs {h['base']} end to end: {h['speedup']:.2f}x "
             f"(goal {h['goal']}x{QUICK_CAVEAT if cfg.quick else ''})"
         )
     print(f"\nreport: {cfg.out / 'report.md'}")
-    failed = [b["key"] for b in report["backends"] if b["available"] and "error" in (b.get("result") or {})]
+    failed = [b["key"] for b in report["backends"] if "error" in (b.get("result") or {})]
     if failed:
         print(f"inpaint-bench: failed backends: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -24,7 +24,7 @@ class BenchConfig:
     sizes: tuple[int, ...] = FULL_SIZES  # scaling of ``scaling_stage`` alone
     scaling_stage: str = "lama"
     scaling_backends: tuple[str, ...] = (
-        "ort-cpu-fp32", "ort-cpu-fp16", "ort-cuda-fp16", "tensorrt-fp16", "torch-cuda-fp16",
+        "ort-cpu-fp32", "ort-cpu-fp16", "openvino-bf16", "ort-cuda-fp16", "tensorrt-fp16", "torch-cuda-fp16",
     )  # fmt: skip
     batches: tuple[int, ...] = (1, 4)
     batch_backends: tuple[str, ...] = ("ort-cpu-fp32", "ort-cuda-fp16", "tensorrt-fp16", "torch-cuda-fp16")

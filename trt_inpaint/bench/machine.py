@@ -19,13 +19,16 @@ PACKAGES = (
     "onnxruntime",
     "onnxruntime-gpu",
     "torch",
+    "openvino",
     "tensorrt",
     "tensorrt-rtx-cu13",
     "tensorrt_rtx",
     "opencv-python-headless",
     "nvidia-ml-py",
 )
-CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_tile")
+CPU_FEATURES = (
+    "avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_fp16", "amx_tile",
+)  # fmt: skip
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -43,12 +46,22 @@ def _cpuinfo() -> dict[str, str]:
 
 
 def cpu_flags() -> set[str]:
-    return set(_cpuinfo().get("flags", "").split())
+    from trt_inpaint.runtime.cpu import cpu_flags as flags
+
+    return set(flags() or ())
+
+
+def bf16_verdict():
+    """Whether this CPU computes bf16 natively, and why: the runtime's one decision (``runtime.cpu``, with
+    OpenVINO's view of the CPU where it is installed)."""
+    from trt_inpaint.runtime.backends.openvino import cpu_bf16
+
+    return cpu_bf16()
 
 
 def cpu_supports_bf16() -> bool:
-    """Native bf16 matmul on the CPU (AVX512-BF16 or AMX); without it PyTorch emulates bf16 slowly."""
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    """Native bf16 matmul on the CPU (AVX512-BF16 or AMX); without it bf16 is emulated slowly or not used."""
+    return bf16_verdict().native
 
 
 def _lscpu_model() -> str | None:
@@ -120,13 +133,15 @@ def git_commit(repo: Path | None = None) -> str | None:
 
 def machine_info() -> dict:
     cpu = _cpuinfo()
-    flags = set(cpu.get("flags", "").split())
+    flags = cpu_flags()
+    bf16 = bf16_verdict()
     vm = psutil.virtual_memory()
     model = _lscpu_model() or cpu.get("model name") or platform.processor() or "unknown"
     fam = cpu.get("cpu family")
     return {
         "cpu": model + (f" (family {fam}, model {cpu.get('model')})" if fam else ""),
         "cpu_features": [f for f in CPU_FEATURES if f in flags],
+        "native_bf16": {"native": bf16.native, "why": bf16.why},
         "logical_cores": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),
         "memory_total": vm.total,

@@ -59,6 +59,9 @@ def bench_pipeline(
         per[s]["load_rss"] = max(0, rss_bytes() - w.start_rss)
         per[s]["load_peak_delta"] = w.delta
         per[s]["footprint"] = int(getattr(r, "footprint", 0) or 0)
+        # OpenVINO: whether the compiled model came from its cache, and the precision it computes in
+        per[s]["from_cache"] = getattr(r, "loaded_from_cache", None)
+        per[s]["compiled_precision"] = getattr(r, "compiled_precision", None)
         runners[s] = r
     windows: dict[Stage, Window] = {}
     work_peak: dict[Stage, int] = dict.fromkeys(stages, 0)

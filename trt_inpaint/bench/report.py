@@ -9,7 +9,9 @@ from trt_inpaint import atomic
 from trt_inpaint.runtime.units import format_bytes
 
 MIB = 1024**2
-GOAL_RATIO = 1.5
+GOAL_RATIO = 1.5  # ONNX Runtime CPU fp32 over PyTorch eager fp32, end to end
+# OpenVINO bf16 end to end over (row, goal), judged where the CPU has native bf16 (issue 13)
+BF16_GOALS = (("ort-cpu-fp32", 2.0), ("torch-fp32", 4.0))
 
 
 def _ms(x: float | None) -> str:
@@ -52,23 +54,52 @@ def main_pipeline_run(res: dict, batch: int = 1) -> dict | None:
     return None
 
 
-def headline_ratio(report: dict) -> dict | None:
-    """ONNX Runtime CPU fp32 vs PyTorch eager fp32, end to end, same run: speed-up (torch p50 / ort p50)."""
+def _row_name(b: dict) -> str:
+    return f"{b['label']} {b['numeric']}"
+
+
+def speedup(report: dict, test: str, base: str, goal: float) -> dict | None:
+    """Row ``test`` against row ``base``, end to end, same run: base p50 / test p50; None unless both ran."""
     by = {b["key"]: b for b in report["backends"]}
-    runs = [main_pipeline_run(by.get(k, {}).get("result") or {}) for k in ("torch-fp32", "ort-cpu-fp32")]
+    runs = [main_pipeline_run(by.get(k, {}).get("result") or {}) for k in (test, base)]
     if not all(runs):
         return None
-    t, o = (r["end_to_end"]["stats"]["p50"] for r in runs)
-    return {"torch_p50": t, "ort_p50": o, "speedup": t / o, "goal": GOAL_RATIO, "met": t / o >= GOAL_RATIO}
+    t, b = (r["end_to_end"]["stats"]["p50"] for r in runs)
+    return {
+        "test": _row_name(by[test]), "base": _row_name(by[base]), "test_p50": t, "base_p50": b,
+        "speedup": b / t, "goal": goal, "met": b / t >= goal,
+    }  # fmt: skip
+
+
+def headline_ratio(report: dict) -> dict | None:
+    """ONNX Runtime CPU fp32 vs PyTorch eager fp32, end to end, same run: speed-up (torch p50 / ort p50)."""
+    h = speedup(report, "ort-cpu-fp32", "torch-fp32", GOAL_RATIO)
+    if h is not None:
+        h.update(torch_p50=h["base_p50"], ort_p50=h["test_p50"])
+    return h
+
+
+def bf16_headlines(report: dict) -> list[dict]:
+    """OpenVINO bf16 against ONNX Runtime CPU fp32 (goal 2x) and PyTorch eager fp32 (goal 4x), where the rows
+    ran (the bf16 row runs only on CPUs with native bf16)."""
+    return [h for base, goal in BF16_GOALS if (h := speedup(report, "openvino-bf16", base, goal))]
+
+
+def row_peak(report: dict, numeric: str) -> float | None:
+    """The ceiling of a row's "% of peak": the bf16 matmul peak for bf16 rows where measured, else fp32."""
+    peak = report["peak"]
+    return peak.get("bf16_flops") or peak["flops"] if numeric == "bf16" else peak["flops"]
 
 
 def main_rows(report: dict) -> list[list[str]]:
-    peak = report["peak"]["flops"]
     rows = []
     for b in report["backends"]:
+        peak = row_peak(report, b["numeric"])
         head = [b["label"], b["numeric"]]
         if not b["available"]:
             extra = f" (measured: {b['partial']}, see below)" if b.get("partial") else ""
+            if "error" in (b.get("result") or {}):  # the partial measurement failed
+                extra = f"; its {b['partial']} failed: {b['result']['error']}"
             rows.append([*head, "-", f"not available here: {b['reason']}{extra}", "", "", "", "", "", ""])
             continue
         res = b.get("result") or {}
@@ -130,6 +161,11 @@ def main_table(report: dict) -> str:
     return _table(MAIN_HEADER, main_rows(report))
 
 
+def _load_text(st: dict) -> str:
+    cached = {True: " (from cache)", False: " (compiled)"}.get(st.get("from_cache"), "")
+    return _f(st["load_s"], "{:.2f}") + cached
+
+
 def _one_time_rows(report: dict) -> list[list[str]]:
     rows = []
     for b in report["backends"]:
@@ -142,7 +178,7 @@ def _one_time_rows(report: dict) -> list[list[str]]:
                     b["label"],
                     b["numeric"],
                     st["stage"],
-                    _f(st["load_s"], "{:.2f}"),
+                    _load_text(st),
                     _f(st["first_run_s"], "{:.2f}"),
                     _mib(st["load_rss"]),
                     _mib(st["work_peak_delta"]),
@@ -153,10 +189,29 @@ def _one_time_rows(report: dict) -> list[list[str]]:
     return rows
 
 
-def _scaling_rows(report: dict) -> list[list[str]]:
-    peak = report["peak"]["flops"]
+def _cache_rows(report: dict) -> list[list[str]]:
     rows = []
     for b in report["backends"]:
+        for r in (b.get("result") or {}).get("cache_loads", []):
+            rows.append(
+                [
+                    b["label"],
+                    b["numeric"],
+                    r["stage"],
+                    _f(r["first_load_s"], "{:.2f}"),
+                    _f(r["later_load_s"], "{:.2f}"),
+                    _f(r["first_load_s"] / r["later_load_s"] if r["later_load_s"] else None, "{:.1f}x"),
+                    _mib(r["cache_bytes"]) or "0",
+                    "yes" if r["later_from_cache"] and not r["first_from_cache"] else "NO",
+                ]
+            )
+    return rows
+
+
+def _scaling_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for b in report["backends"]:
+        peak = row_peak(report, b["numeric"])
         for s in (b.get("result") or {}).get("scaling", []):
             f = _stage_flops(report, s["stage"], s["size"])
             p50 = s["stats"]["p50"]
@@ -246,6 +301,57 @@ def _flops_rows(report: dict) -> list[list[str]]:
     return rows
 
 
+def _gflops(x: float | None) -> str:
+    return _f(x and x / 1e9, "{:.0f}") or "-"
+
+
+def _peak_text(peak: dict) -> str:
+    """The measured ceilings of "% of peak" (fp32, and bf16 where measured) and how they were measured."""
+    text = (
+        f"Measured fp32 matmul peak: **{_gflops(peak['flops'])} GFLOP/s** "
+        f"(numpy {_gflops(peak['numpy_flops'])}, "
+        f"ONNX Runtime {_gflops(peak['ort_flops'])}, OpenVINO f32 {_gflops(peak.get('openvino_flops'))}; "
+        f"n={peak['n']}; the larger of the measurements at start ({_gflops(peak.get('start_flops'))}) and "
+        f"end ({_gflops(peak.get('end_flops'))}) of the run)."
+    )
+    if peak.get("bf16_flops"):
+        text += (
+            f" Measured bf16 matmul peak, the ceiling of the bf16 rows: **{_gflops(peak['bf16_flops'])} "
+            f"GFLOP/s** (OpenVINO with INFERENCE_PRECISION_HINT bf16, constant second operand: "
+            f"{_gflops(peak.get('openvino_bf16_flops'))}; torch.matmul of bf16 tensors: "
+            f"{_gflops(peak.get('torch_bf16_flops'))}; same n; "
+            f"start {_gflops(peak.get('start_bf16_flops'))}, "
+            f"end {_gflops(peak.get('end_bf16_flops'))})."
+        )
+    elif "bf16_note" in peak:
+        text += f" bf16 matmul peak: {peak.get('bf16_note') or 'not measured'}."
+    return text
+
+
+def _native_text(v: dict) -> str:
+    return f"{'yes' if v['native'] else 'no'} ({v['why']})"
+
+
+def _flags_text(m: dict) -> str:
+    flags = ", ".join(m.get("cpu_features") or []) or "none of those listed"
+    native = f"; native bf16: {_native_text(m['native_bf16'])}" if m.get("native_bf16") else ""
+    return f"CPU flags: {flags}{native}."
+
+
+def _bf16_goal_caveat(report: dict) -> list[str]:
+    """Where the bf16 goals could not be judged: the reason, never a guess."""
+    row = next((b for b in report["backends"] if b["key"] == "openvino-bf16"), None)
+    if row is None or report.get("bf16_headlines"):
+        return []
+    if not row["available"]:
+        why = f"the openvino-bf16 row is not available here ({row['reason']})"
+    elif "error" in (row.get("result") or {}):
+        why = f"the openvino-bf16 row failed ({row['result']['error']})"
+    else:
+        why = "the rows to compare with did not run"
+    return [f"OpenVINO bf16 goals ({', '.join(f'{g}x {k}' for k, g in BF16_GOALS)}): not judged: {why}.", ""]
+
+
 def render_markdown(report: dict) -> str:
     m, peak, cfg = report["machine"], report["peak"], report["config"]
     lines = [f"# inpaint-bench: {report['name']}", ""]
@@ -260,23 +366,23 @@ def render_markdown(report: dict) -> str:
             if cfg["runs"]
             else "the first run after loading is the only sample (no repeats). "
         )
-        + f"Measured fp32 matmul peak: **{peak['flops'] / 1e9:.0f} GFLOP/s** "
-        f"(numpy {_f(peak['numpy_flops'] and peak['numpy_flops'] / 1e9, '{:.0f}')}, "
-        f"ONNX Runtime {_f(peak['ort_flops'] and peak['ort_flops'] / 1e9, '{:.0f}')}; n={peak['n']}; "
-        f"the larger of the measurements at start ({_f(peak.get('start_flops', 0) / 1e9, '{:.0f}')}) "
-        f"and end ({_f(peak.get('end_flops', 0) / 1e9, '{:.0f}')}) of the run).",
+        + _peak_text(peak),
+        "",
+        _flags_text(m),
         "",
     ]
-    h = report.get("headline")
-    if h:
+    quick = " (quick run: first runs only; judge the goal on a full run)." if cfg["quick"] else "."
+    at = f"end to end at {cfg['size']}x{cfg['size']}"
+    for h in filter(None, [report.get("headline"), *report.get("bf16_headlines", [])]):
+        test, base = h.get("test", "ONNX Runtime CPU fp32"), h.get("base", "PyTorch eager fp32")
+        t, b = h.get("test_p50", h.get("ort_p50")), h.get("base_p50", h.get("torch_p50"))
         verdict = "meets" if h["met"] else "falls short of"
         lines += [
-            f"**ONNX Runtime CPU fp32 vs PyTorch eager fp32, end to end at {cfg['size']}x{cfg['size']}: "
-            f"{h['speedup']:.2f}x** ({_ms(h['ort_p50'])} ms vs {_ms(h['torch_p50'])} ms, same run); "
-            f"this {verdict} the {h['goal']}x goal"
-            + (" (quick run: first runs only; judge the goal on a full run)." if cfg["quick"] else "."),
+            f"**{test} vs {base}, {at}: {h['speedup']:.2f}x** ({_ms(t)} ms vs {_ms(b)} ms, same run); "
+            f"this {verdict} the {h['goal']}x goal" + quick,
             "",
         ]
+    lines += _bf16_goal_caveat(report)
     lines += ["## Latency, throughput, memory, share of peak", "", main_table(report), ""]
     lines += [
         "p50/p90: per-call latency over the timed runs (stage rows: that stage's calls inside the "
@@ -284,7 +390,7 @@ def render_markdown(report: dict) -> str:
         "load + peak working memory above the level before its call); end-to-end rows, the process's "
         "peak resident memory with every stage loaded. GFLOP/s: dense FLOPs counted from the fp32 "
         "ONNX graph (Conv, ConvTranspose, MatMul, Gemm, Einsum) over p50; % of peak: against the "
-        "matmul peak above.",
+        "matmul peak above of the row's precision (bf16 rows: the bf16 peak; others: fp32).",
         "",
     ]
     notes = [
@@ -295,6 +401,20 @@ def render_markdown(report: dict) -> str:
     if notes:
         lines += ["Notes:", *notes, ""]
     sections = [
+        (
+            "OpenVINO: first load (compile, write the cache) against later loads (from the cache)",
+            [
+                "backend",
+                "precision",
+                "stage",
+                "first load s",
+                "later load s",
+                "first / later",
+                "cache MiB",
+                "later load from the cache",
+            ],
+            _cache_rows(report),
+        ),
         (
             "One-time costs (seconds, MiB)",
             [
@@ -381,7 +501,8 @@ def render_markdown(report: dict) -> str:
     lines += [
         "## Machine",
         "",
-        f"- CPU: {m['cpu']}; features: {', '.join(m['cpu_features']) or 'none listed'}",
+        f"- CPU: {m['cpu']}; features: {', '.join(m['cpu_features']) or 'none listed'}"
+        + (f"; native bf16: {_native_text(m['native_bf16'])}" if m.get("native_bf16") else ""),
         f"- cores: {m['logical_cores']} logical / {m['physical_cores']} physical; "
         f"memory {format_bytes(m['memory_total'])}; {m['os']}",
         f"- GPUs: {json.dumps(m['gpus']) if m['gpus'] else 'none'}",
@@ -406,4 +527,3 @@ def write_report(report: dict, out: Path, plot: bool = True) -> list[Path]:
         plot_report(report, png)
         paths.append(png)
     return paths
-

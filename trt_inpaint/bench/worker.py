@@ -36,6 +36,7 @@ class Job:
     threads: int | None = None
     interval: float = 0.02
     quick: bool = False  # scaling sizes: the first run is the only sample
+    cache_loads: bool = False  # OpenVINO rows: first load (compile) against later loads (from the cache)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,7 +67,7 @@ def run_job(job: Job, progress=None) -> dict:
     from trt_inpaint.bench.backends import BY_KEY, device_mismatch, runner_factory
     from trt_inpaint.bench.measure import bench_pipeline, bench_stage_sizes
     from trt_inpaint.bench.memory import RssSampler, device_memory
-    from trt_inpaint.export.spec import Pipeline, Stage
+    from trt_inpaint.export.spec import PIPELINES, Pipeline, Stage
 
     progress = progress or (lambda msg: None)
     b = BY_KEY[job.backend]
@@ -85,6 +86,11 @@ def run_job(job: Job, progress=None) -> dict:
     sampler = RssSampler(interval=job.interval, device=dev).start()
     result: dict = {"backend": b.key, "job": job.to_dict(), "pipeline_runs": [], "scaling": [], "budgets": []}
     try:
+        if job.cache_loads:
+            from trt_inpaint.bench.cacheloads import bench_cache_loads
+
+            stages = [c.stage for c in PIPELINES[Pipeline(job.pipeline)]]
+            result["cache_loads"] = bench_cache_loads(made, stages, progress)
         for batch in job.batches:
             tag = f"{job.pipeline} b{batch}: "
             warmup, runs = batch_runs(batch, job.warmup, job.runs)

@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of --random-init weights and MAT's noise (default 0)"
     )
     p.add_argument("--out", type=Path, default=Path("engines"), help="output folder (default engines/)")
-    p.add_argument("--precision", choices=[x.value for x in S.Precision], default="fp16")
+    p.add_argument("--precision", choices=[x.value for x in S.FILE_PRECISIONS], default="fp16")
     p.add_argument("--builder", choices=[b.value for b in Builder], default="auto",
                    help="auto: tensorrt if it imports, else tensorrt-rtx, else none (ONNX only)")  # fmt: skip
     p.add_argument(

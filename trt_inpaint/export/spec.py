@@ -40,9 +40,15 @@ class Role(str, enum.Enum):
 class Precision(str, enum.Enum):
     FP32 = "fp32"
     FP16 = "fp16"
+    # an inference precision only, with no files of its own: the OpenVINO backend reads the fp32 ONNX and
+    # computes in bf16 where the CPU has it natively (``FILE_PRECISIONS`` are the ones the exporter writes)
+    BF16 = "bf16"
 
     def __str__(self) -> str:
         return self.value
+
+
+FILE_PRECISIONS = (Precision.FP32, Precision.FP16)  # precisions with ONNX files and engines of their own
 
 
 # Symbolic dimensions. "N" batch, "H"/"W" image size (dynamic stages).
@@ -275,9 +281,16 @@ def pipeline_stages(pipeline: Pipeline | str) -> tuple[Stage, ...]:
 MANIFEST_NAME = "manifest.json"
 
 
+def _file_precision(precision: Precision | str) -> Precision:
+    p = Precision(precision)
+    if p not in FILE_PRECISIONS:
+        raise ValueError(f"precision {p} has no files of its own (files exist for fp32 and fp16)")
+    return p
+
+
 def onnx_filename(stage: Stage | str, precision: Precision | str) -> str:
-    return f"{Stage(stage).value}.{Precision(precision).value}.onnx"
+    return f"{Stage(stage).value}.{_file_precision(precision).value}.onnx"
 
 
 def engine_filename(stage: Stage | str, precision: Precision | str) -> str:
-    return f"{Stage(stage).value}.{Precision(precision).value}.engine"
+    return f"{Stage(stage).value}.{_file_precision(precision).value}.engine"

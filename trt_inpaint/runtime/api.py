@@ -104,7 +104,9 @@ class Inpainter:
         self.log = log or (lambda msg: None)
         self.engines = EngineDir(opts.engines)
         self.stages: list[Stage] = list(pipeline_stages(opts.models))
-        self.selection: Selection = select(opts.backend, self.engines, self.stages, opts.precision)
+        self.selection: Selection = select(
+            opts.backend, self.engines, self.stages, opts.precision, opts.openvino_device
+        )
         if hold is not None:
             self.stages = [s for s in self.stages if s in set(hold)]
         self.log(self.selection.describe())
@@ -114,7 +116,9 @@ class Inpainter:
             double = install_problem()
             if double:
                 self.log(f"warning: {double}")
-        runner_options = RunnerOptions(threads=opts.threads, gpu_mem_limit=opts.memory_budget)
+        runner_options = RunnerOptions(
+            threads=opts.threads, gpu_mem_limit=opts.memory_budget, openvino_device=opts.openvino_device
+        )
         runners = {s: make_runner(self.selection, s, self.engines, runner_options) for s in self.stages}
         self.pool = EnginePool(runners, opts.memory_budget, FootprintCache(opts.footprint_cache))
         self.pool.check(self.stages)  # a stage larger than the budget fails here, before any work

@@ -13,9 +13,10 @@ def _choices(enum_cls) -> list[str]:
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     """Where the engines are and how they run: --engines --backend --precision --memory-budget --threads
-    --no-footprint-cache."""
+    --openvino-device --no-footprint-cache."""
     from trt_inpaint.export.spec import Precision
     from trt_inpaint.runtime.backends.base import Backend
+    from trt_inpaint.runtime.backends.openvino import OpenVinoDevice
     from trt_inpaint.runtime.options import InpaintOptions
 
     d = InpaintOptions.default
@@ -24,12 +25,20 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
         "--backend", default=d("backend").value, choices=_choices(Backend),
         help="auto picks the fastest that works here and says which (default: %(default)s)",
     )  # fmt: skip
-    p.add_argument("--precision", choices=_choices(Precision), help="engine precision (default: per backend)")
+    p.add_argument(
+        "--precision", choices=_choices(Precision),
+        help="fp32, fp16 (mixed fp16 files) or bf16 (openvino only, on CPUs with native bf16: the fp32 files "
+        "computed in bf16); default per backend and machine, and the log says which and why",
+    )  # fmt: skip
     p.add_argument(
         "--memory-budget", default=d("memory_budget"),
         help="memory for resident stages (default %(default)s; 0 or unlimited: no limit)",
     )  # fmt: skip
-    p.add_argument("--threads", type=int, help="ONNX Runtime CPU threads")
+    p.add_argument("--threads", type=int, help="CPU threads of ONNX Runtime and OpenVINO")
+    p.add_argument(
+        "--openvino-device", default=d("openvino_device").value, choices=_choices(OpenVinoDevice),
+        help="where the openvino backend runs: CPU, or GPU for an Intel GPU (default: %(default)s)",
+    )  # fmt: skip
     p.add_argument(
         "--no-footprint-cache", action="store_true",
         help="ignore footprints measured in earlier runs ($TRT_INPAINT_CACHE_DIR or ~/.cache/trt-inpaint)",
@@ -71,8 +80,9 @@ def add_item_args(p: argparse.ArgumentParser) -> None:
 
 _FLAGS = {  # InpaintOptions field -> argparse dest, for the flags above
     "engines": "engines", "backend": "backend", "precision": "precision", "memory_budget": "memory_budget",
-    "threads": "threads", "models": "models", "seed": "seed", "hd_strategy": "hd_strategy",
-    "hd_crop_margin": "hd_crop_margin", "resize_mask": "resize_mask", "host_cache": "host_cache",
+    "threads": "threads", "openvino_device": "openvino_device", "models": "models", "seed": "seed",
+    "hd_strategy": "hd_strategy", "hd_crop_margin": "hd_crop_margin", "resize_mask": "resize_mask",
+    "host_cache": "host_cache",
 }  # fmt: skip
 
 

@@ -26,7 +26,7 @@ def default_cache_path() -> Path:
 
 
 def runner_key(runner: Runner) -> str | None:
-    """backend|path|size|mtime of the runner's file; None for runners without one."""
+    """backend[/variant]|path|size|mtime of the runner's file; None for runners without one."""
     path = getattr(runner, "path", None)
     if path is None:
         return None
@@ -34,7 +34,8 @@ def runner_key(runner: Runner) -> str | None:
         st = Path(path).stat()
     except OSError:
         return None
-    return f"{runner.backend}|{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    kind = f"{runner.backend}/{runner.variant}" if getattr(runner, "variant", "") else str(runner.backend)
+    return f"{kind}|{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}"
 
 
 class FootprintCache:

@@ -17,6 +17,7 @@ from pathlib import Path
 from trt_inpaint.errors import InputError
 from trt_inpaint.export.spec import Pipeline, Precision
 from trt_inpaint.runtime.backends.base import Backend
+from trt_inpaint.runtime.backends.openvino import OpenVinoDevice
 from trt_inpaint.runtime.hd import HdConfig, HdStrategy
 from trt_inpaint.runtime.units import parse_bytes
 
@@ -27,7 +28,7 @@ PER_ITEM = ("models", "seed", "hd_strategy", "hd_crop_margin", "resize_mask")
 class InpaintOptions:
     engines: Path | str = Path("engines")  # the engines folder written by export-engines
     backend: Backend | str = Backend.AUTO
-    precision: Precision | str | None = None  # None: the backend's preferred precision
+    precision: Precision | str | None = None  # None: the backend's preferred one (the selection says why)
     memory_budget: int | str | None = "16GiB"  # memory for resident stages; None: unlimited
     host_cache: int | str | None = "2GiB"  # host memory for intermediates before spilling to disk
     models: Pipeline | str = Pipeline.ENSEMBLE
@@ -35,7 +36,8 @@ class InpaintOptions:
     hd_strategy: HdStrategy | str = HdStrategy.CROP
     hd_crop_margin: int = 128  # pixels around the mask's box (IOPaint's hd_strategy_crop_margin)
     resize_mask: bool = False  # resize a mask whose size differs from the image (else an error)
-    threads: int | None = None  # ONNX Runtime CPU threads (None: its default)
+    threads: int | None = None  # CPU threads of ONNX Runtime and OpenVINO (None: their default)
+    openvino_device: OpenVinoDevice | str = OpenVinoDevice.CPU  # OpenVINO backend: CPU, or GPU (Intel)
     spill_dir: Path | str | None = None  # parent of the spill folder (None: the system's temporary folder)
     footprint_cache: Path | str | None = None  # JSON of footprints measured before (None: estimates only)
 
@@ -50,7 +52,8 @@ class InpaintOptions:
                 raise InputError(f"option {name}: {e}") from None
 
         for name, cls in (
-            ("backend", Backend), ("precision", Precision), ("models", Pipeline), ("hd_strategy", HdStrategy)
+            ("backend", Backend), ("precision", Precision), ("models", Pipeline), ("hd_strategy", HdStrategy),
+            ("openvino_device", OpenVinoDevice),
         ):  # fmt: skip
             convert(name, lambda v, cls=cls: _enum(cls, v))
         convert("memory_budget", parse_bytes)

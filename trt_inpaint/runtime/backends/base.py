@@ -20,6 +20,7 @@ class Backend(str, enum.Enum):
     TENSORRT = "tensorrt"
     ORT_CUDA = "ort-cuda"
     ORT_CPU = "ort-cpu"
+    OPENVINO = "openvino"
     TORCH = "torch"
 
     def __str__(self) -> str:
@@ -30,6 +31,9 @@ class Runner(abc.ABC):
     """One stage on one backend. Subclasses implement ``_load``, ``_run`` and ``_unload``."""
 
     backend: Backend
+    # what else tells two runners of one backend and file apart, where it changes what a stage holds
+    # (OpenVINO: the device and the inference precision); part of the footprint cache's key
+    variant: str = ""
 
     def __init__(self, name: str):
         self.name = name

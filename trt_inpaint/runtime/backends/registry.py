@@ -1,7 +1,12 @@
 """Backend -> runner factory, with availability (and the reason when not) and AUTO selection.
 
-AUTO tries, fastest first: TensorRT, ONNX Runtime CUDA, ONNX Runtime CPU, PyTorch; it takes the first
-whose modules, device and files are all here, and says which and why the faster ones were passed over.
+AUTO tries, fastest first: TensorRT, ONNX Runtime CUDA, OpenVINO, ONNX Runtime CPU, PyTorch; it takes the
+first whose modules, device and files are all here, and says which and why the faster ones were passed
+over. Without a usable NVIDIA GPU the first two are passed over, so OpenVINO runs where it is installed.
+
+The precision, unless asked for, is the first of the backend's ``PREFERRED_PRECISION`` that it can compute
+here and has files for; OpenVINO's depend on its device and, on the CPU, on native bf16
+(``runtime.cpu``). The selection says why it took its precision. bf16 runs on OpenVINO only.
 """
 
 from __future__ import annotations
@@ -10,16 +15,20 @@ import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trt_inpaint.errors import BackendUnavailable, EngineError
+from trt_inpaint.errors import BackendUnavailable, EngineError, InputError
 from trt_inpaint.export.spec import Precision, Stage
 from trt_inpaint.runtime.backends.base import Backend, Runner
+from trt_inpaint.runtime.backends.openvino import PRECISIONS as OPENVINO_PRECISIONS
+from trt_inpaint.runtime.backends.openvino import OpenVinoDevice
 from trt_inpaint.runtime.engines import EngineDir, export_hint
 
-AUTO_ORDER = (Backend.TENSORRT, Backend.ORT_CUDA, Backend.ORT_CPU, Backend.TORCH)
-# precision tried first per backend when none is asked for (ONNX Runtime's CPU provider has no fp16 kernels)
+AUTO_ORDER = (Backend.TENSORRT, Backend.ORT_CUDA, Backend.OPENVINO, Backend.ORT_CPU, Backend.TORCH)
+# precision tried first per backend when none is asked for (ONNX Runtime's CPU provider has no fp16 kernels;
+# OpenVINO on the CPU: bf16 where the CPU has it natively, else fp32; on a GPU: fp16 where listed)
 PREFERRED_PRECISION = {
     Backend.TENSORRT: (Precision.FP16, Precision.FP32),
     Backend.ORT_CUDA: (Precision.FP16, Precision.FP32),
+    Backend.OPENVINO: OPENVINO_PRECISIONS[OpenVinoDevice.CPU],
     Backend.ORT_CPU: (Precision.FP32, Precision.FP16),
     Backend.TORCH: (Precision.FP32,),
 }
@@ -27,9 +36,10 @@ PREFERRED_PRECISION = {
 
 @dataclass(frozen=True)
 class RunnerOptions:
-    threads: int | None = None  # ONNX Runtime intra-op threads (None: its default)
+    threads: int | None = None  # CPU threads of ONNX Runtime and OpenVINO (None: their default)
     device_id: int = 0
     gpu_mem_limit: int | None = None
+    openvino_device: OpenVinoDevice = OpenVinoDevice.CPU
 
 
 @dataclass(frozen=True)
@@ -37,10 +47,14 @@ class Selection:
     backend: Backend
     precision: Precision
     passed_over: dict[Backend, str] = field(default_factory=dict)  # faster backends AUTO skipped, and why
+    why: str = ""  # why this precision
+    notes: tuple[str, ...] = ()  # anything else the user should know (e.g. where compiled models are cached)
 
     def describe(self) -> str:
-        why = "; ".join(f"{b}: {r}" for b, r in self.passed_over.items())
-        return f"backend {self.backend} ({self.precision})" + (f", auto passed over {why}" if why else "")
+        skipped = "; ".join(f"{b}: {r}" for b, r in self.passed_over.items())
+        text = f"backend {self.backend} ({self.precision}" + (f": {self.why})" if self.why else ")")
+        text += "".join(f"; {n}" for n in self.notes)
+        return text + (f", auto passed over {skipped}" if skipped else "")
 
 
 def _findable(name: str) -> bool:
@@ -51,7 +65,7 @@ def _findable(name: str) -> bool:
         return False
 
 
-def module_problem(backend: Backend) -> str | None:
+def module_problem(backend: Backend, openvino_device: OpenVinoDevice = OpenVinoDevice.CPU) -> str | None:
     """None if the backend's modules and device are here, else why not. Never imports torch."""
     if backend is Backend.TENSORRT:
         from trt_inpaint.runtime.backends.tensorrt import trt_problem
@@ -67,9 +81,57 @@ def module_problem(backend: Backend) -> str | None:
             if _findable("onnxruntime")
             else "onnxruntime is not installed (pip install 'trt-inpaint[cpu]')"
         )
+    if backend is Backend.OPENVINO:
+        from trt_inpaint.runtime.backends.openvino import device_problem
+
+        return device_problem(openvino_device)
     if backend is Backend.TORCH:
         return None if _findable("torch") else "torch is not installed (pip install 'trt-inpaint[torch]')"
     raise ValueError(f"not a concrete backend: {backend}")
+
+
+def preferred_precisions(
+    backend: Backend, device: OpenVinoDevice = OpenVinoDevice.CPU
+) -> tuple[Precision, ...]:
+    return OPENVINO_PRECISIONS[device] if backend is Backend.OPENVINO else PREFERRED_PRECISION[backend]
+
+
+def precision_problem(
+    backend: Backend, precision: Precision, device: OpenVinoDevice = OpenVinoDevice.CPU
+) -> str | None:
+    """Why ``backend`` cannot compute in ``precision`` here (None: it can, given the files)."""
+    if backend is Backend.OPENVINO:
+        from trt_inpaint.runtime.backends.openvino import precision_problem as openvino_problem
+
+        return openvino_problem(precision, device)
+    if precision is Precision.BF16:
+        runs = ", ".join(p.value for p in PREFERRED_PRECISION[backend])
+        return f"bf16 runs on the openvino backend only ({backend} runs {runs})"
+    return None
+
+
+def precision_reason(
+    backend: Backend, precision: Precision, asked: bool, device: OpenVinoDevice = OpenVinoDevice.CPU
+) -> str:
+    """Why the selection computes in ``precision``."""
+    if backend is Backend.OPENVINO:
+        from trt_inpaint.runtime.backends.openvino import precision_reason as openvino_reason
+
+        return openvino_reason(precision, device, asked)
+    if asked:
+        return f"{precision} as asked"
+    order = ", ".join(map(str, PREFERRED_PRECISION[backend]))
+    return "its only precision" if "," not in order else f"the first of {order} with files here"
+
+
+def selection_notes(backend: Backend, engines: EngineDir, device: OpenVinoDevice) -> tuple[str, ...]:
+    if backend is not Backend.OPENVINO:
+        return ()
+    from trt_inpaint.runtime.backends.openvino import cache_root
+
+    root, note = cache_root(engines.folder)
+    notes = (note or f"compiled models cached in {root}",)
+    return notes + (f"OpenVINO device {device}",) * (device is not OpenVinoDevice.CPU)
 
 
 def stage_path(engines: EngineDir, backend: Backend, stage: Stage, precision: Precision) -> Path | None:
@@ -77,6 +139,8 @@ def stage_path(engines: EngineDir, backend: Backend, stage: Stage, precision: Pr
         return engines.engine(stage, precision)
     if backend in (Backend.ORT_CPU, Backend.ORT_CUDA):
         return engines.onnx(stage, precision)
+    if backend is Backend.OPENVINO:  # the precision is a hint to its compiler: always the fp32 ONNX
+        return engines.onnx(stage, Precision.FP32)
     return None
 
 
@@ -128,26 +192,43 @@ def check_sizes(engines: EngineDir, backend: Backend, stages: list[Stage], preci
 
 
 def select(
-    backend: Backend, engines: EngineDir, stages: list[Stage], precision: Precision | None = None
+    backend: Backend,
+    engines: EngineDir,
+    stages: list[Stage],
+    precision: Precision | None = None,
+    openvino_device: OpenVinoDevice = OpenVinoDevice.CPU,
 ) -> Selection:
-    """The concrete backend and precision to use; BackendUnavailable / EngineError with the reason."""
+    """The concrete backend and precision to use; BackendUnavailable / EngineError with the reason;
+    InputError for bf16 asked of a backend that never computes it."""
+    if precision is Precision.BF16 and backend not in (Backend.AUTO, Backend.OPENVINO):
+        raise InputError(f"--precision bf16: {precision_problem(backend, precision)}")
     if backend is not Backend.TORCH and not engines.folder.is_dir():
         raise EngineError(f"engines folder {engines.folder} does not exist: {export_hint(engines.folder)}")
+    device = OpenVinoDevice(openvino_device)
     candidates = AUTO_ORDER if backend is Backend.AUTO else (backend,)
     passed: dict[Backend, str] = {}
+    not_here: set[Backend] = set()  # passed over for its modules, device or precision, not its files
     for b in candidates:
-        problem = module_problem(b)
+        problem = module_problem(b, device)
         if problem:
             passed[b] = problem
+            not_here.add(b)
             continue
-        for p in (precision,) if precision else PREFERRED_PRECISION[b]:
+        for p in (precision,) if precision else preferred_precisions(b, device):
+            problem = precision_problem(b, p, device)
+            if problem:
+                not_here.add(b)
+                continue
+            not_here.discard(b)
             problem = files_problem(engines, b, stages, p)
             if not problem:
                 check_sizes(engines, b, stages, p)
-                return Selection(b, p, passed if backend is Backend.AUTO else {})
+                why = precision_reason(b, p, precision is not None, device)
+                notes = selection_notes(b, engines, device)
+                return Selection(b, p, passed if backend is Backend.AUTO else {}, why, notes)
         passed[b] = problem
     if backend is not Backend.AUTO:
-        cls = EngineError if module_problem(backend) is None else BackendUnavailable
+        cls = BackendUnavailable if backend in not_here else EngineError
         tail = f": {export_hint(engines.folder)}" if cls is EngineError else ""
         raise cls(f"backend {backend} cannot run: {passed[backend]}{tail}")
     if all(module_problem(b) is None for b in (Backend.ORT_CPU,)) and files_problem(
@@ -185,6 +266,17 @@ def make_runner(
     """A runner (not loaded) for ``stage`` on the selected backend."""
     options = options or RunnerOptions()
     b, p = selection.backend, selection.precision
+    if b is Backend.OPENVINO:
+        from trt_inpaint.runtime.backends.openvino import OpenVinoRunner, cache_root
+
+        return OpenVinoRunner(
+            stage,
+            engines.onnx(stage, Precision.FP32),
+            precision=p,
+            device=options.openvino_device,
+            threads=options.threads,
+            cache_root=cache_root(engines.folder)[0],
+        )
     if b in (Backend.ORT_CPU, Backend.ORT_CUDA):
         from trt_inpaint.runtime.backends.onnxruntime import OrtRunner
 
