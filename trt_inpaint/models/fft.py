@@ -81,15 +81,23 @@ def irfft2_matmul(re: Tensor, im: Tensor, size: tuple[int | Tensor, int | Tensor
     return (torch.matmul(zr, cw) - torch.matmul(zi, sw)) * (h * w) ** -0.5
 
 
+def _fft_dtype(t: Tensor) -> torch.dtype:
+    """torch.fft and torch.complex take no bfloat16 (nor float16 on the CPU): reduced precision is
+    computed in float32, the one fp32 island of the Fourier units under autocast."""
+    return torch.promote_types(t.dtype, torch.float32)
+
+
 def rfft2_torch(x: Tensor) -> tuple[Tensor, Tensor]:
     """Reference: torch.fft.rfftn over the last two dims, norm "ortho"."""
-    spec = torch.fft.rfftn(x, dim=(-2, -1), norm="ortho")
+    spec = torch.fft.rfftn(x.to(_fft_dtype(x)), dim=(-2, -1), norm="ortho")
     return spec.real, spec.imag
 
 
 def irfft2_torch(re: Tensor, im: Tensor, size: tuple[int, int]) -> Tensor:
     """Reference: torch.fft.irfftn over the last two dims, norm "ortho"."""
-    return torch.fft.irfftn(torch.complex(re, im), s=size, dim=(-2, -1), norm="ortho")
+    dtype = _fft_dtype(re)
+    spec = torch.complex(re.to(dtype), im.to(dtype))
+    return torch.fft.irfftn(spec, s=size, dim=(-2, -1), norm="ortho")
 
 
 def rfft2_ortho(x: Tensor, impl: FFTImpl = FFTImpl.TORCH) -> tuple[Tensor, Tensor]:
