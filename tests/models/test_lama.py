@@ -1,5 +1,5 @@
-"""big-LaMa generator: parity with the original advimman/lama code (stored fixture), TORCH vs MATMUL FFT,
-state-dict layout, checkpoint filtering and a dynamic-size ONNX export of the matmul DFT."""
+"""big-LaMa generator: parity with the original advimman/lama code (stored fixture), TORCH vs the matrix
+DFTs (MATMUL, FACTORED), state-dict layout, checkpoint filtering and a dynamic-size ONNX export of each."""
 
 from __future__ import annotations
 
@@ -96,23 +96,28 @@ def test_parity_with_the_original(big_torch_out, parity):
     assert (big_torch_out - expected).abs().max().item() <= 1e-4
 
 
-def test_matmul_fft_matches_torch_fft_at_256(big, big_torch_out, parity):
+MATRIX_DFTS = [FFTImpl.MATMUL, FFTImpl.FACTORED]
+
+
+@pytest.mark.parametrize("impl", MATRIX_DFTS)
+def test_matrix_dft_matches_torch_fft_at_256(big, big_torch_out, parity, impl):
     x, expected, _ = parity
     with torch.no_grad():
-        y = big.set_fft(FFTImpl.MATMUL)(x)
+        y = big.set_fft(impl)(x)
     big.set_fft(FFTImpl.TORCH)
     assert (y - big_torch_out).abs().max().item() <= 1e-4
     assert (y - expected).abs().max().item() <= 1e-4
 
 
-def test_matmul_fft_matches_torch_fft_at_odd_bottleneck_width(big):
+@pytest.mark.parametrize("impl", MATRIX_DFTS)
+def test_matrix_dft_matches_torch_fft_at_odd_bottleneck_width(big, impl):
     # 200 x 264 -> 25 x 33 at 1/8 scale: odd height and width in every Fourier unit
     x = torch.rand(1, 4, 200, 264, generator=torch.Generator().manual_seed(1))
     x[:, 3:] = (x[:, 3:] > 0.7).float()
     x[:, :3] *= 1 - x[:, 3:]
     with torch.no_grad():
         ref = big.set_fft(FFTImpl.TORCH)(x)
-        y = big.set_fft(FFTImpl.MATMUL)(x)
+        y = big.set_fft(impl)(x)
     big.set_fft(FFTImpl.TORCH)
     assert y.shape == (1, 3, 200, 264)
     assert ref.std().item() > 0.05  # not saturated, so the comparison sees differences
@@ -162,11 +167,12 @@ def test_checkpoint_filter_fn_keeps_only_the_generator():
     assert set(plain) == set(gen) and plain is not gen
 
 
-def test_onnx_export_of_the_matmul_dft_serves_any_size(tmp_path):
+@pytest.mark.parametrize("impl", MATRIX_DFTS)
+def test_onnx_export_of_the_matrix_dft_serves_any_size(tmp_path, impl):
     import onnx
     import onnxruntime as ort
 
-    model = random_init_(lama_tiny(fft=FFTImpl.MATMUL), seed=0).eval()  # at gain 0.7 tiny's output is flat
+    model = random_init_(lama_tiny(fft=impl), seed=0).eval()
     assert isinstance(model, LamaGenerator)
     path = tmp_path / "lama_tiny.onnx"
     axes = {0: "n", 2: "h", 3: "w"}
@@ -176,16 +182,17 @@ def test_onnx_export_of_the_matmul_dft_serves_any_size(tmp_path):
     )  # fmt: skip
     graph = onnx.load(str(path)).graph
     ops = {n.op_type for n in graph.node}
-    assert "DFT" not in ops and "MatMul" in ops
+    assert not ops & {"DFT", "STFT", "If", "Loop"} and "MatMul" in ops
     dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["n", 4, "h", "w"]
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(2)
-    for shape in [(1, 4, 64, 64), (2, 4, 72, 104)]:  # 72 x 104 -> 9 x 13 at 1/8 scale
+    for shape in [(1, 4, 64, 64), (2, 4, 72, 104), (1, 4, 136, 200)]:  # 1/8: 9 x 13, 17 x 25 (17 prime)
         x = torch.rand(*shape, generator=gen)
         with torch.no_grad():
-            ref = model(x).numpy()
+            ref = model.set_fft(FFTImpl.TORCH)(x).numpy()  # against torch.fft, same weights
+        model.set_fft(impl)
         (y,) = session.run(None, {"x": x.numpy()})
         assert y.shape == ref.shape
         assert ref.std() > 0.05  # spread, so the comparison sees differences

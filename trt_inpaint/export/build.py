@@ -78,7 +78,8 @@ def source_of(stage: S.Stage, opts: ExportOptions) -> dict:
 
 
 def load_stage_module(stage: S.Stage, source: dict, opts: ExportOptions):
-    """The stage wrapper (spec-ordered inputs) around the model, with the matrix-product FFT (no DFT op)."""
+    """The stage wrapper (spec-ordered inputs) around the model, with the factored matrix-product FFT (no DFT
+    op; any H and W in one graph)."""
     from trt_inpaint.models import stages
     from trt_inpaint.models.ffc import set_fft
     from trt_inpaint.models.fft import FFTImpl
@@ -87,7 +88,7 @@ def load_stage_module(stage: S.Stage, source: dict, opts: ExportOptions):
         model = stages.random_stage_model(stage, seed=opts.seed, tiny=opts.tiny)
     else:
         model = stages.load_stage_model(stage, source["path"])
-    set_fft(model, FFTImpl.MATMUL)
+    set_fft(model, FFTImpl.FACTORED)
     return stages.build_stage(stage, model).eval()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from trt_inpaint.models.fft import FFTImpl, irfft2_ortho, rfft2_ortho
+from trt_inpaint.models.fft import FFTImpl, irfft2_packed, rfft2_packed
 
 Pair = tuple[Tensor, Tensor | None]
 
@@ -37,12 +37,10 @@ class FourierUnit(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2], x.shape[-1]
-        re, im = rfft2_ortho(x, self.fft)
-        # channels ordered [c0.re, c0.im, c1.re, c1.im, ...]
-        spec = torch.stack((re, im), dim=2).flatten(1, 2)
+        # packed (N, C, 2, H, W//2+1) -> channels ordered [c0.re, c0.im, c1.re, c1.im, ...]
+        spec = rfft2_packed(x, self.fft).flatten(1, 2)
         spec = self.relu(self.bn(self.conv_layer(spec)))
-        re, im = spec.unflatten(1, (-1, 2)).unbind(2)
-        return irfft2_ortho(re, im, (h, w), self.fft)
+        return irfft2_packed(spec.unflatten(1, (-1, 2)), (h, w), self.fft)
 
 
 class SpectralTransform(nn.Module):

@@ -1,17 +1,25 @@
-"""2-D real FFT pair (norm "ortho") over the last two dims, in two interchangeable implementations.
+"""2-D real FFT pair (norm "ortho") over the last two dims, in three interchangeable implementations.
 
 ``FFTImpl.TORCH`` calls torch.fft (the reference). ``FFTImpl.MATMUL`` computes the same transforms as
-matrix products with cos/sin matrices built from ``torch.arange`` over the input's own runtime size, so an
-exported graph has no DFT op, holds no size-specific constants and serves any H and W (odd W included).
+plain matrix products with cos/sin matrices built from ``torch.arange`` over the input's own runtime size,
+so an exported graph has no DFT op, holds no size-specific constants and serves any H and W (odd W
+included); its cost per value grows with the side (O(H*W*(H+W)) in all). ``FFTImpl.FACTORED`` does the
+same as two-factor Cooley-Tukey matrix products (``dft_factored``), about 2*(p+q) multiply-adds per value
+for a side n = p*q: the one that ONNX export uses.
+
+Spectra can travel packed, re and im stacked in a dimension of size 2 just before (H, W//2+1), which is
+the layout the Fourier units feed their 1x1 convolution with.
 """
 
 from __future__ import annotations
 
-import math
 from enum import Enum
 
 import torch
 from torch import Tensor
+
+from trt_inpaint.models import dft_factored
+from trt_inpaint.models.dft_factored import cis, evens
 
 
 class FFTImpl(str, Enum):
@@ -19,28 +27,12 @@ class FFTImpl(str, Enum):
 
     TORCH = "torch"
     MATMUL = "matmul"
+    FACTORED = "factored"
 
 
 def _cos_sin(n_out: Tensor, n_in: Tensor, period: int | Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """cos and sin of 2*pi*((k*j) mod period)/period for k in n_out (rows), j in n_in (columns).
-
-    The products and the remainder are exact int64; the angle is formed in float32 (float64 for float64
-    inputs), then cast to ``dtype``.
-    """
-    work = torch.float64 if dtype == torch.float64 else torch.float32
-    if not isinstance(period, Tensor):  # a tensor divisor exports to Mod in both ONNX exporters
-        period = torch.full((), period, dtype=torch.int64, device=n_out.device)
-    idx = torch.remainder(n_out[:, None] * n_in[None, :], period)
-    angle = idx.to(work) * (2.0 * math.pi) / period.to(work)
-    return torch.cos(angle).to(dtype), torch.sin(angle).to(dtype)
-
-
-def _twice_rfft_bins(w: int | Tensor, device: torch.device) -> Tensor:
-    """2*k for k = 0 .. w//2 (the non-negative frequencies of a real signal of length w), int64.
-
-    Doubled so that no integer division is needed (it exports to a long ONNX subgraph).
-    """
-    return torch.arange(0, w + 1, 2, device=device)
+    """cos and sin of 2*pi*((k*j) mod period)/period for k in n_out (rows), j in n_in (columns)."""
+    return cis(n_out[:, None] * n_in[None, :], period, dtype)
 
 
 def rfft2_matmul(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -48,7 +40,7 @@ def rfft2_matmul(x: Tensor) -> tuple[Tensor, Tensor]:
     h, w = x.shape[-2], x.shape[-1]
     jh = torch.arange(h, device=x.device)
     jw = torch.arange(w, device=x.device)
-    cw, sw = _cos_sin(jw, _twice_rfft_bins(w, x.device), 2 * w, x.dtype)  # (W, W//2+1)
+    cw, sw = _cos_sin(jw, evens(w, x.device), 2 * w, x.dtype)  # (W, W//2+1)
     ch, sh = _cos_sin(jh, jh, h, x.dtype)  # (H, H), symmetric
     x = x * (h * w) ** -0.5
     a = torch.matmul(x, cw)  # real part along W
@@ -67,7 +59,7 @@ def irfft2_matmul(re: Tensor, im: Tensor, size: tuple[int | Tensor, int | Tensor
     h, w = size
     jh = torch.arange(h, device=re.device)
     jw = torch.arange(w, device=re.device)
-    kw2 = _twice_rfft_bins(w, re.device)
+    kw2 = evens(w, re.device)
     ch, sh = _cos_sin(jh, jh, h, re.dtype)  # (H, H), symmetric
     cw, sw = _cos_sin(kw2, jw, 2 * w, re.dtype)  # (W//2+1, W)
     # Hermitian weights: 1 for the zero frequency and (even W) the Nyquist one, 2 for the others.
@@ -81,24 +73,57 @@ def irfft2_matmul(re: Tensor, im: Tensor, size: tuple[int | Tensor, int | Tensor
     return (torch.matmul(zr, cw) - torch.matmul(zi, sw)) * (h * w) ** -0.5
 
 
+def _fft_dtype(t: Tensor) -> torch.dtype:
+    """torch.fft and torch.complex take no bfloat16 (nor float16 on the CPU): reduced precision is
+    computed in float32, the one fp32 island of the Fourier units under autocast."""
+    return torch.promote_types(t.dtype, torch.float32)
+
+
 def rfft2_torch(x: Tensor) -> tuple[Tensor, Tensor]:
     """Reference: torch.fft.rfftn over the last two dims, norm "ortho"."""
-    spec = torch.fft.rfftn(x, dim=(-2, -1), norm="ortho")
+    spec = torch.fft.rfftn(x.to(_fft_dtype(x)), dim=(-2, -1), norm="ortho")
     return spec.real, spec.imag
 
 
 def irfft2_torch(re: Tensor, im: Tensor, size: tuple[int, int]) -> Tensor:
     """Reference: torch.fft.irfftn over the last two dims, norm "ortho"."""
-    return torch.fft.irfftn(torch.complex(re, im), s=size, dim=(-2, -1), norm="ortho")
+    dtype = _fft_dtype(re)
+    spec = torch.complex(re.to(dtype), im.to(dtype))
+    return torch.fft.irfftn(spec, s=size, dim=(-2, -1), norm="ortho")
+
+
+def rfft2_packed(x: Tensor, impl: FFTImpl = FFTImpl.TORCH) -> Tensor:
+    """The 2-D real FFT of x (..., H, W) over (H, W), norm "ortho", packed as (..., 2, H, W//2+1)."""
+    impl = FFTImpl(impl)
+    if impl is FFTImpl.FACTORED:
+        return dft_factored.rfft2_packed(x)
+    return torch.stack(rfft2_matmul(x) if impl is FFTImpl.MATMUL else rfft2_torch(x), dim=-3)
+
+
+def irfft2_packed(
+    spec: Tensor, size: tuple[int | Tensor, int | Tensor], impl: FFTImpl = FFTImpl.TORCH
+) -> Tensor:
+    """Inverse of ``rfft2_packed`` for an output of spatial ``size`` = (H, W)."""
+    impl = FFTImpl(impl)
+    if impl is FFTImpl.FACTORED:
+        return dft_factored.irfft2_packed(spec, size)
+    re, im = spec.unbind(-3)
+    return irfft2_matmul(re, im, size) if impl is FFTImpl.MATMUL else irfft2_torch(re, im, size)
 
 
 def rfft2_ortho(x: Tensor, impl: FFTImpl = FFTImpl.TORCH) -> tuple[Tensor, Tensor]:
     """(re, im) of the 2-D real FFT of x over (H, W), norm "ortho", shape (..., H, W//2+1)."""
-    return rfft2_matmul(x) if FFTImpl(impl) is FFTImpl.MATMUL else rfft2_torch(x)
+    impl = FFTImpl(impl)
+    if impl is FFTImpl.FACTORED:
+        return dft_factored.rfft2_packed(x).unbind(-3)
+    return rfft2_matmul(x) if impl is FFTImpl.MATMUL else rfft2_torch(x)
 
 
 def irfft2_ortho(
     re: Tensor, im: Tensor, size: tuple[int | Tensor, int | Tensor], impl: FFTImpl = FFTImpl.TORCH
 ) -> Tensor:
     """Inverse of ``rfft2_ortho`` for an output of spatial ``size`` = (H, W)."""
-    return irfft2_matmul(re, im, size) if FFTImpl(impl) is FFTImpl.MATMUL else irfft2_torch(re, im, size)
+    impl = FFTImpl(impl)
+    if impl is FFTImpl.FACTORED:
+        return dft_factored.irfft2_packed(torch.stack((re, im), dim=-3), size)
+    return irfft2_matmul(re, im, size) if impl is FFTImpl.MATMUL else irfft2_torch(re, im, size)

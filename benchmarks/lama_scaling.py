@@ -1,0 +1,264 @@
+"""Big-LaMa's cost per megapixel against image size in ONNX Runtime CPU fp32: plain vs factored DFT.
+
+Exports the full-size LaMa stage from the same seeded random weights (weights do not change the
+speed), with the Fourier units' DFT as plain matrix products (``FFTImpl.MATMUL``, before) and factored
+along H (``FFTImpl.FACTORED``, after); counts both graphs' FLOPs (``trt_inpaint.bench.flops``); then times
+each at every size in a child process of its own (one big session in memory at a time), in rounds over
+all sizes and graphs so that each sees the load of every round. A third graph, "no DFT", has the factored
+graph's DFT cut out: the floor, what LaMa costs if its DFT cost nothing. Per child: load, one first run
+(not counted), then ``--runs`` timed runs, wall and process CPU seconds (intra-op spinning off, so CPU
+seconds are work, not waiting; on a shared machine they are the steadier measure), and, in the first
+round, one extra run with ONNX Runtime's profiler for the time by op type. The ratio of the largest to
+the smallest size is taken within each round (the sizes of one round run minutes apart, under about the
+same load) and its median over rounds reported beside the ratio of the pooled medians.
+
+    PYTHONPATH=. python benchmarks/lama_scaling.py --out benchmarks/reports/cpu-2core [--work DIR]
+
+Writes lama-scaling.json and lama-scaling.md into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# report name -> FFTImpl value; "no DFT" is the cost floor: the factored graph's Fourier units with their DFT
+# cut out (the spectral conv still runs, on a slice of the input): not a working model, only what LaMa
+# costs when its DFT costs nothing
+VARIANTS = {"plain": "matmul", "factored": "factored", "no DFT": None}
+SIZES = (512, 1024, 2048)
+
+
+def export(impl: str | None, path: Path) -> None:
+    from trt_inpaint.export import spec as S
+    from trt_inpaint.export.onnx import export_onnx
+    from trt_inpaint.models import stages
+    from trt_inpaint.models.ffc import FourierUnit, set_fft
+    from trt_inpaint.models.fft import FFTImpl
+
+    model = stages.random_stage_model(S.Stage.LAMA, seed=0)
+    set_fft(model, FFTImpl(impl or "factored"))
+    if impl is None:
+        for m in model.modules():
+            if isinstance(m, FourierUnit):
+                m.forward = _no_dft.__get__(m)
+    export_onnx(stages.build_stage(S.Stage.LAMA, model).eval(), S.Stage.LAMA, path)
+
+
+def _no_dft(self, x):
+    """A FourierUnit's forward without its DFT: the same spectral conv on x's first W//2+1 columns."""
+    import torch
+
+    w = x.shape[-1]
+    half = x[..., : torch.arange(0, w + 1, 2).shape[0]]
+    spec = self.relu(self.bn(self.conv_layer(torch.stack((half, half), dim=2).flatten(1, 2))))
+    return torch.nn.functional.pad(spec.unflatten(1, (-1, 2))[:, :, 0], (0, w - half.shape[-1]))
+
+
+def flops(path: Path) -> dict[int, dict]:
+    from trt_inpaint.bench.flops import count_file_sizes
+
+    sets = [{"image": (1, 3, s, s), "mask": (1, 1, s, s)} for s in SIZES]
+    return {s: {"total": fc.total, "by_op": fc.by_op, "complete": fc.complete}
+            for s, fc in zip(SIZES, count_file_sizes(path, sets), strict=True)}  # fmt: skip
+
+
+def worker(path: str, size: int, runs: int, profile: bool) -> dict:
+    """Runs in the child: one session, a first run, ``runs`` timed runs, optionally one profiled run."""
+    import numpy as np
+    import onnxruntime as ort
+
+    def session(prof: bool):
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.intra_op_num_threads = os.cpu_count() or 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if prof:
+            so.enable_profiling = True
+            so.profile_file_prefix = str(Path(path).with_suffix(f".{size}.prof"))
+        return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+    rng = np.random.default_rng(0)
+    feeds = {
+        "image": rng.random((1, 3, size, size), dtype=np.float32),
+        "mask": (rng.random((1, 1, size, size)) < 0.2).astype(np.float32),
+    }
+    sess = session(profile)
+    t0 = time.perf_counter()
+    sess.run(None, feeds)
+    out = {"first_s": time.perf_counter() - t0, "wall_s": [], "cpu_s": [], "load": [os.getloadavg()[0]]}
+    if profile:  # the first run is the profiled one: its kernel times by op type
+        out["op_share"] = _op_share(sess.end_profiling())
+        sess = session(False)
+        sess.run(None, feeds)
+    for _ in range(runs):
+        w, c = time.perf_counter(), time.process_time()
+        sess.run(None, feeds)
+        out["cpu_s"].append(time.process_time() - c)
+        out["wall_s"].append(time.perf_counter() - w)
+        out["load"].append(os.getloadavg()[0])
+    return out
+
+
+def _op_share(profile_file: str) -> dict[str, float]:
+    events = json.loads(Path(profile_file).read_text())
+    Path(profile_file).unlink()
+    by: dict[str, float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            by[e["args"]["op_name"]] = by.get(e["args"]["op_name"], 0.0) + e["dur"]
+    total = sum(by.values()) or 1.0
+    return {k: v / total for k, v in sorted(by.items(), key=lambda kv: -kv[1])}
+
+
+def measure(paths: dict[str, Path], runs: dict[int, int], rounds: int) -> dict:
+    samples: dict[str, dict[int, dict]] = {v: {} for v in paths}
+    for rnd in range(rounds):  # rounds outermost: every size and graph sees the load of every round
+        for size in SIZES:
+            for name, path in paths.items():
+                print(f"{name} at {size}, round {rnd + 1}/{rounds}", file=sys.stderr, flush=True)
+                cmd = [sys.executable, __file__, "--worker", str(path), str(size), str(runs[size])]
+                if rnd == 0:
+                    cmd.append("--profile")
+                res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+                agg = samples[name].setdefault(
+                    size, {"first_s": [], "wall_s": [], "cpu_s": [], "load": [], "round": []}
+                )
+                for k in ("wall_s", "cpu_s", "load"):
+                    agg[k] += res[k]
+                agg["round"] += [rnd] * len(res["cpu_s"])
+                agg["first_s"].append(res["first_s"])
+                if "op_share" in res:
+                    agg["op_share"] = res["op_share"]
+    return samples
+
+
+def machine() -> dict:
+    flags = set()
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import onnxruntime as ort
+
+    keep = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in keep if f in flags],
+            "onnxruntime": ort.__version__, "python": platform.python_version()}  # fmt: skip
+
+
+def _med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def render(data: dict) -> str:
+    m = data["machine"]
+    lines = [
+        "# Big-LaMa's cost per megapixel: plain vs factored DFT (ONNX Runtime CPU fp32)",
+        "",
+        f"{data['date']} on **{m['cpu']}**, {m['cores']} cores (flags: {', '.join(m['flags'])}), "
+        f"ONNX Runtime {m['onnxruntime']}, {m['cores']} intra-op threads, spinning off. Full-size big-LaMa "
+        "(51.0M parameters, seeded random weights: they do not change the speed), batch 1, square inputs. "
+        f"Load average (1 min) over the timed runs: {data['load_min']:.1f} to {data['load_max']:.1f} on "
+        f"{m['cores']} cores: the machine was shared, so absolute times are upper bounds; compare the "
+        "ratios. "
+        "Each cell: median over the timed runs (each size and graph in child processes of its own, in "
+        "rounds over all sizes and graphs; the first run after loading is not counted). CPU seconds: both "
+        'threads\' work (steadier than wall time on a shared machine). "no DFT": the factored graph with '
+        "its DFT cut out (not a working model): the floor.",
+        "",
+        f"| DFT | size | MP | wall s | s / MP (wall) | CPU s | CPU s / MP | vs {SIZES[0]} (CPU) | GFLOP "
+        "| GFLOP / MP | MatMul share of FLOPs | runs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, per in data["samples"].items():
+        base = None
+        for size in SIZES:
+            s = per[str(size)]
+            mp = size * size / 1e6
+            cpu = _med(s["cpu_s"]) / mp
+            base = base or cpu
+            f = data["flops"][name][str(size)]
+            wall, cpu_s = _med(s["wall_s"]), _med(s["cpu_s"])
+            cells = (
+                f"{name} | {size}x{size} | {mp:.3f} | {wall:.1f} | {wall / mp:.2f} | {cpu_s:.1f} | "
+                f"{cpu:.2f} | {cpu / base:.3f} | {f['total'] / 1e9:,.0f} | {f['total'] / 1e9 / mp:,.0f} | "
+                f"{f['by_op'].get('MatMul', 0) / f['total']:.1%} | {len(s['cpu_s'])}"
+            )
+            lines.append(f"| {cells} |")
+    lo, hi = SIZES[0], SIZES[-1]
+    lines += ["", f"{hi} vs {lo}, CPU seconds per megapixel (flat = 1.00):", ""]
+    lines += [
+        "| DFT | ratio of the medians | median of the per-round ratios | per round |",
+        "|---|---|---|---|",
+    ]
+    for name, per in data["samples"].items():
+        a, b = per[str(lo)], per[str(hi)]
+        pooled = (_med(b["cpu_s"]) / hi**2) / (_med(a["cpu_s"]) / lo**2)
+        rounds = sorted(set(a["round"]) & set(b["round"]))
+        by = [
+            (_med([c for c, r in zip(b["cpu_s"], b["round"], strict=True) if r == k]) / hi**2)
+            / (_med([c for c, r in zip(a["cpu_s"], a["round"], strict=True) if r == k]) / lo**2)
+            for k in rounds
+        ]
+        each = ", ".join(f"{x:.3f}" for x in by)
+        lines.append(f"| {name} | {pooled:.3f} | {_med(by):.3f} | {each} |")
+    ops = ("MatMul", "Transpose", "Conv", "ConvTranspose")
+    title = "Time by op type (profiler, the first run of each graph and size; share of kernel time):"
+    lines += ["", title]
+    lines += ["", "| DFT | size | " + " | ".join((*ops, "other")) + " |", "|---|---|---|---|---|---|---|"]
+    for name, per in data["samples"].items():
+        for size in SIZES:
+            share = per[str(size)].get("op_share", {})
+            main = [share.get(k, 0.0) for k in ops]
+            cells = " | ".join(f"{x:.1%}" for x in (*main, 1 - sum(main)))
+            lines.append(f"| {name} | {size}x{size} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("benchmarks/reports/cpu-2core"))
+    p.add_argument("--work", type=Path, default=Path("/tmp/lama-scaling"), help="where the ONNX files go")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--runs", default="512:3,1024:2,2048:1", help="timed runs per child, by size")
+    p.add_argument("--worker", nargs=3, metavar=("ONNX", "SIZE", "RUNS"), help=argparse.SUPPRESS)
+    p.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.worker:
+        print(json.dumps(worker(a.worker[0], int(a.worker[1]), int(a.worker[2]), a.profile)))
+        return 0
+    runs = {int(k): int(v) for k, v in (x.split(":") for x in a.runs.split(","))}
+    a.work.mkdir(parents=True, exist_ok=True)
+    paths = {name: a.work / f"lama.{impl or 'no-dft'}.onnx" for name, impl in VARIANTS.items()}
+    for name, path in paths.items():
+        if not path.is_file():
+            print(f"exporting {path}", file=sys.stderr, flush=True)
+            export(VARIANTS[name], path)
+    data = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
+    data["flops"] = {name: {str(s): v for s, v in flops(path).items()} for name, path in paths.items()}
+    samples = measure(paths, runs, a.rounds)
+    data["samples"] = {n: {str(s): v for s, v in per.items()} for n, per in samples.items()}
+    loads = [x for per in samples.values() for s in per.values() for x in s["load"]]
+    data["load_min"], data["load_max"] = min(loads), max(loads)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "lama-scaling.json").write_text(json.dumps(data, indent=1))
+    (a.out / "lama-scaling.md").write_text(render(data))
+    print(render(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
