@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.cpu_facts import native_bf16_here
 from tests.distributed.conftest import write_photos
 from trt_inpaint.cli import main as trt_inpaint_main
 from trt_inpaint.distributed import RayOptions, inpaint_files
@@ -103,6 +104,19 @@ def test_same_bytes_and_summary_as_the_embedded_run(cluster, engines, photos, re
             assert (
                 p["gpus"] == max(1, -(-s["ray"]["footprints"][name] * 10_000 // s["budget_bytes"])) / 10_000
             )
+
+
+def test_openvino_backend_on_ray_gives_the_embedded_bytes_and_precision(cluster, engines, photos, tmp_path):
+    """The actors build the Inpainter from the same options: OpenVINO at this CPU's default precision."""
+    images, masks = photos
+    runs = {}
+    for how, main, extra in (("embedded", embedded_main, ()), ("ray", trt_inpaint_main, ("--ray",))):
+        argv = _args(images, masks, tmp_path / how, engines, "--json", "--backend", "openvino", *extra)
+        code, runs[how] = _json_run(main, argv)
+        assert code == 0, how
+    _same_files(tmp_path / "embedded", tmp_path / "ray")
+    assert runs["ray"]["backend"] == "openvino" and runs["ray"]["precision"] == runs["embedded"]["precision"]
+    assert runs["ray"]["precision"] == ("bf16" if native_bf16_here() else "fp32")
 
 
 def test_bad_files_reported_once_others_written_exit_1(
