@@ -1,4 +1,5 @@
-"""Big-LaMa's cost per megapixel against image size in ONNX Runtime CPU fp32: plain vs factored DFT.
+"""Big-LaMa's cost per megapixel against image size on the CPU: plain vs factored DFT, in ONNX Runtime fp32
+(default) or OpenVINO fp32 or bf16 (``--runtime``).
 
 Exports the full-size LaMa stage from the same seeded random weights (weights do not change the
 speed), with the Fourier units' DFT as plain matrix products (``FFTImpl.MATMUL``, before) and factored
@@ -13,8 +14,10 @@ the smallest size is taken within each round (the sizes of one round run minutes
 same load) and its median over rounds reported beside the ratio of the pooled medians.
 
     PYTHONPATH=. python benchmarks/lama_scaling.py --out benchmarks/reports/cpu-2core [--work DIR]
+        [--runtime ort|openvino-fp32|openvino-bf16]
 
-Writes lama-scaling.json and lama-scaling.md into --out.
+Writes lama-scaling.json and lama-scaling.md into --out (``lama-scaling-openvino-bf16.*`` etc. for OpenVINO;
+its compiled models are cached in --work, so each graph compiles once; no op profile there).
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ from pathlib import Path
 # cut out (the spectral conv still runs, on a slice of the input): not a working model, only what LaMa
 # costs when its DFT costs nothing
 VARIANTS = {"plain": "matmul", "factored": "factored", "no DFT": None}
+RUNTIMES = {
+    "ort": "ONNX Runtime CPU fp32",
+    "openvino-fp32": "OpenVINO CPU fp32",
+    "openvino-bf16": "OpenVINO CPU bf16",
+}
 SIZES = (512, 1024, 2048)
 
 
@@ -71,8 +79,24 @@ def flops(path: Path) -> dict[int, dict]:
             for s, fc in zip(SIZES, count_file_sizes(path, sets), strict=True)}  # fmt: skip
 
 
-def worker(path: str, size: int, runs: int, profile: bool) -> dict:
-    """Runs in the child: one session, a first run, ``runs`` timed runs, optionally one profiled run."""
+class _OpenVino:
+    """An OpenVINO CPU compiled model with ONNX Runtime's ``run`` call, its cache in the graph's folder."""
+
+    def __init__(self, path: str, precision: str):
+        import openvino as ov
+
+        core = ov.Core()
+        core.set_property({"CACHE_DIR": str(Path(path).parent / "openvino-cache")})
+        config = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": os.cpu_count() or 1}
+        self.request = core.compile_model(path, "CPU", config).create_infer_request()
+
+    def run(self, _names, feeds):
+        return self.request.infer(feeds)
+
+
+def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort") -> dict:
+    """Runs in the child: one session, a first run, ``runs`` timed runs, optionally one profiled run (ONNX
+    Runtime only)."""
     import numpy as np
     import onnxruntime as ort
 
@@ -91,7 +115,8 @@ def worker(path: str, size: int, runs: int, profile: bool) -> dict:
         "image": rng.random((1, 3, size, size), dtype=np.float32),
         "mask": (rng.random((1, 1, size, size)) < 0.2).astype(np.float32),
     }
-    sess = session(profile)
+    sess = session(profile) if runtime == "ort" else _OpenVino(path, runtime.split("-")[1].replace("fp", "f"))
+    profile = profile and runtime == "ort"
     t0 = time.perf_counter()
     sess.run(None, feeds)
     out = {"first_s": time.perf_counter() - t0, "wall_s": [], "cpu_s": [], "load": [os.getloadavg()[0]]}
@@ -119,13 +144,14 @@ def _op_share(profile_file: str) -> dict[str, float]:
     return {k: v / total for k, v in sorted(by.items(), key=lambda kv: -kv[1])}
 
 
-def measure(paths: dict[str, Path], runs: dict[int, int], rounds: int) -> dict:
+def measure(paths: dict[str, Path], runs: dict[int, int], rounds: int, runtime: str) -> dict:
     samples: dict[str, dict[int, dict]] = {v: {} for v in paths}
     for rnd in range(rounds):  # rounds outermost: every size and graph sees the load of every round
         for size in SIZES:
             for name, path in paths.items():
                 print(f"{name} at {size}, round {rnd + 1}/{rounds}", file=sys.stderr, flush=True)
                 cmd = [sys.executable, __file__, "--worker", str(path), str(size), str(runs[size])]
+                cmd += ["--runtime", runtime]
                 if rnd == 0:
                     cmd.append("--profile")
                 res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -155,8 +181,15 @@ def machine() -> dict:
     import onnxruntime as ort
 
     keep = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    return {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in keep if f in flags],
-            "onnxruntime": ort.__version__, "python": platform.python_version()}  # fmt: skip
+    out = {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in keep if f in flags],
+           "onnxruntime": ort.__version__, "python": platform.python_version()}  # fmt: skip
+    try:
+        import openvino as ov
+
+        out["openvino"] = ov.__version__.split("-")[0]
+    except ImportError:
+        pass
+    return out
 
 
 def _med(xs: list[float]) -> float:
@@ -165,11 +198,14 @@ def _med(xs: list[float]) -> float:
 
 def render(data: dict) -> str:
     m = data["machine"]
+    runtime = data.get("runtime", "ort")
+    version = f"ONNX Runtime {m['onnxruntime']}" if runtime == "ort" else f"OpenVINO {m.get('openvino')}"
     lines = [
-        "# Big-LaMa's cost per megapixel: plain vs factored DFT (ONNX Runtime CPU fp32)",
+        f"# Big-LaMa's cost per megapixel: plain vs factored DFT ({RUNTIMES[runtime]})",
         "",
         f"{data['date']} on **{m['cpu']}**, {m['cores']} cores (flags: {', '.join(m['flags'])}), "
-        f"ONNX Runtime {m['onnxruntime']}, {m['cores']} intra-op threads, spinning off. Full-size big-LaMa "
+        f"{version}, {m['cores']} threads"
+        f"{', spinning off' if runtime == 'ort' else ''}. Full-size big-LaMa "
         "(51.0M parameters, seeded random weights: they do not change the speed), batch 1, square inputs. "
         f"Load average (1 min) over the timed runs: {data['load_min']:.1f} to {data['load_max']:.1f} on "
         f"{m['cores']} cores: the machine was shared, so absolute times are upper bounds; compare the "
@@ -215,6 +251,8 @@ def render(data: dict) -> str:
         ]
         each = ", ".join(f"{x:.3f}" for x in by)
         lines.append(f"| {name} | {pooled:.3f} | {_med(by):.3f} | {each} |")
+    if runtime != "ort":
+        return "\n".join(lines) + "\n"
     ops = ("MatMul", "Transpose", "Conv", "ConvTranspose")
     title = "Time by op type (profiler, the first run of each graph and size; share of kernel time):"
     lines += ["", title]
@@ -234,11 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("/tmp/lama-scaling"), help="where the ONNX files go")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--runs", default="512:3,1024:2,2048:1", help="timed runs per child, by size")
+    p.add_argument("--runtime", choices=list(RUNTIMES), default="ort")
     p.add_argument("--worker", nargs=3, metavar=("ONNX", "SIZE", "RUNS"), help=argparse.SUPPRESS)
     p.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
-        print(json.dumps(worker(a.worker[0], int(a.worker[1]), int(a.worker[2]), a.profile)))
+        print(json.dumps(worker(a.worker[0], int(a.worker[1]), int(a.worker[2]), a.profile, a.runtime)))
         return 0
     runs = {int(k): int(v) for k, v in (x.split(":") for x in a.runs.split(","))}
     a.work.mkdir(parents=True, exist_ok=True)
@@ -248,14 +287,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"exporting {path}", file=sys.stderr, flush=True)
             export(VARIANTS[name], path)
     data = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
+    data["runtime"] = a.runtime
     data["flops"] = {name: {str(s): v for s, v in flops(path).items()} for name, path in paths.items()}
-    samples = measure(paths, runs, a.rounds)
+    samples = measure(paths, runs, a.rounds, a.runtime)
     data["samples"] = {n: {str(s): v for s, v in per.items()} for n, per in samples.items()}
     loads = [x for per in samples.values() for s in per.values() for x in s["load"]]
     data["load_min"], data["load_max"] = min(loads), max(loads)
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "lama-scaling.json").write_text(json.dumps(data, indent=1))
-    (a.out / "lama-scaling.md").write_text(render(data))
+    stem = "lama-scaling" + ("" if a.runtime == "ort" else f"-{a.runtime}")
+    (a.out / f"{stem}.json").write_text(json.dumps(data, indent=1))
+    (a.out / f"{stem}.md").write_text(render(data))
     print(render(data))
     return 0
 
