@@ -1,24 +1,23 @@
 """Big-LaMa's cost per megapixel against image size on the CPU: plain vs factored DFT, in ONNX Runtime fp32
 (default) or OpenVINO fp32 or bf16 (``--runtime``).
 
-Exports the full-size LaMa stage from the same seeded random weights (weights do not change the
-speed), with the Fourier units' DFT as plain matrix products (``FFTImpl.MATMUL``, before) and factored
-along H (``FFTImpl.FACTORED``, after); counts both graphs' FLOPs (``trt_inpaint.bench.flops``); then times
-each at every size in a child process of its own (one big session in memory at a time), in rounds over
-all sizes and graphs so that each sees the load of every round. A third graph, "no DFT", has the factored
-graph's DFT cut out: the floor, what LaMa costs if its DFT cost nothing. Per child: load, one first run
-(not counted), then ``--runs`` timed runs, wall and process CPU seconds (intra-op spinning off, so CPU
-seconds are work, not waiting; on a shared machine they are the steadier measure), and, in the first
-round, one extra run with ONNX Runtime's profiler for the time by op type. The ratio of the largest to
-the smallest size is taken within each round (the sizes of one round run minutes apart, under about the
-same load) and its median over rounds reported beside the ratio of the pooled medians.
+Exports the full-size LaMa stage from the same seeded random weights (weights do not change the speed), with
+the Fourier units' DFT as plain matrix products (``FFTImpl.MATMUL``, before) and factored along H
+(``FFTImpl.FACTORED``, after); counts both graphs' FLOPs (``trt_inpaint.bench.flops``); then times each at
+every size in a child process of its own (one big session in memory at a time), in rounds over all sizes and
+graphs so that each sees the load of every round. A third graph, "no DFT", has the factored graph's DFT cut
+out: the floor, what LaMa costs if its DFT cost nothing. Per child: load, one first run and ``--warmup`` more
+(not counted), then ``--runs`` timed runs, wall and process CPU seconds (intra-op spinning off, so CPU seconds
+are work, not waiting; on a shared machine they are the steadier measure), and, in the first round, one extra
+run with ONNX Runtime's profiler for the time by op type. The ratio of the largest to the smallest size is
+taken within each round (the sizes of one round run minutes apart, under about the same load) and its median
+over rounds reported beside the ratio of the pooled medians.
 
     PYTHONPATH=. python benchmarks/lama_scaling.py --out benchmarks/reports/cpu-2core [--work DIR]
         [--runtime ort|openvino-fp32|openvino-bf16]
 
 Writes lama-scaling.json and lama-scaling.md into --out (``lama-scaling-openvino-bf16.*`` etc. for OpenVINO;
-its compiled models are cached in --work, so each graph compiles once; no op profile there).
-"""
+its compiled models are cached in --work, so each graph compiles once; no op profile there)."""
 
 from __future__ import annotations
 
@@ -94,9 +93,12 @@ class _OpenVino:
         return self.request.infer(feeds)
 
 
-def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort") -> dict:
-    """Runs in the child: one session, a first run, ``runs`` timed runs, optionally one profiled run (ONNX
-    Runtime only)."""
+def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort", warmup: int = 1) -> dict:
+    """Runs in the child: one session, a first run, optionally one profiled run (ONNX Runtime only),
+    ``warmup`` untimed runs, then ``runs`` timed runs. The warm-up matters at large sizes: ONNX Runtime's
+    first runs at a new size still grow its memory (measured at 2048 on the graph without DFT: 3.6 s of system
+    time per MP in page faults in the second run, 1.3 in the third, none later with the memory
+    pattern off)."""
     import numpy as np
     import onnxruntime as ort
 
@@ -124,6 +126,8 @@ def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort")
         out["op_share"] = _op_share(sess.end_profiling())
         sess = session(False)
         sess.run(None, feeds)
+    for _ in range(warmup):
+        sess.run(None, feeds)
     for _ in range(runs):
         w, c = time.perf_counter(), time.process_time()
         sess.run(None, feeds)
@@ -144,14 +148,14 @@ def _op_share(profile_file: str) -> dict[str, float]:
     return {k: v / total for k, v in sorted(by.items(), key=lambda kv: -kv[1])}
 
 
-def measure(paths: dict[str, Path], runs: dict[int, int], rounds: int, runtime: str) -> dict:
+def measure(paths: dict[str, Path], runs: dict[int, int], rounds: int, runtime: str, warmup: int) -> dict:
     samples: dict[str, dict[int, dict]] = {v: {} for v in paths}
     for rnd in range(rounds):  # rounds outermost: every size and graph sees the load of every round
         for size in SIZES:
             for name, path in paths.items():
                 print(f"{name} at {size}, round {rnd + 1}/{rounds}", file=sys.stderr, flush=True)
                 cmd = [sys.executable, __file__, "--worker", str(path), str(size), str(runs[size])]
-                cmd += ["--runtime", runtime]
+                cmd += ["--runtime", runtime, "--warmup", str(warmup)]
                 if rnd == 0:
                     cmd.append("--profile")
                 res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -211,7 +215,13 @@ def render(data: dict) -> str:
         f"{m['cores']} cores: the machine was shared, so absolute times are upper bounds; compare the "
         "ratios. "
         "Each cell: median over the timed runs (each size and graph in child processes of its own, in "
-        "rounds over all sizes and graphs; the first run after loading is not counted). CPU seconds: both "
+        "rounds over all sizes and graphs; "
+        + (
+            f"the first run after loading and {data['warmup']} warm-up runs are not counted"
+            if "warmup" in data
+            else "the first run after loading is not counted"
+        )
+        + "). CPU seconds: both "
         'threads\' work (steadier than wall time on a shared machine). "no DFT": the factored graph with '
         "its DFT cut out (not a working model): the floor.",
         "",
@@ -273,11 +283,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--runs", default="512:3,1024:2,2048:1", help="timed runs per child, by size")
     p.add_argument("--runtime", choices=list(RUNTIMES), default="ort")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs after the first, per child")
     p.add_argument("--worker", nargs=3, metavar=("ONNX", "SIZE", "RUNS"), help=argparse.SUPPRESS)
     p.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
-        print(json.dumps(worker(a.worker[0], int(a.worker[1]), int(a.worker[2]), a.profile, a.runtime)))
+        print(
+            json.dumps(
+                worker(a.worker[0], int(a.worker[1]), int(a.worker[2]), a.profile, a.runtime, a.warmup)
+            )
+        )
         return 0
     runs = {int(k): int(v) for k, v in (x.split(":") for x in a.runs.split(","))}
     a.work.mkdir(parents=True, exist_ok=True)
@@ -287,9 +302,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"exporting {path}", file=sys.stderr, flush=True)
             export(VARIANTS[name], path)
     data = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
-    data["runtime"] = a.runtime
+    data["runtime"], data["warmup"] = a.runtime, a.warmup
     data["flops"] = {name: {str(s): v for s, v in flops(path).items()} for name, path in paths.items()}
-    samples = measure(paths, runs, a.rounds, a.runtime)
+    samples = measure(paths, runs, a.rounds, a.runtime, a.warmup)
     data["samples"] = {n: {str(s): v for s, v in per.items()} for n, per in samples.items()}
     loads = [x for per in samples.values() for s in per.values() for x in s["load"]]
     data["load_min"], data["load_max"] = min(loads), max(loads)
