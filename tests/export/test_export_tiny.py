@@ -97,7 +97,7 @@ def test_ort_fp32_and_fp16_match_torch(tiny, stage):
         p: ort.InferenceSession(
             str(out / S.onnx_filename(stage, p)), _quiet(), providers=["CPUExecutionProvider"]
         )
-        for p in S.Precision
+        for p in S.FILE_PRECISIONS
     }
     sizes = [(512, 512)] if stage is S.Stage.MAT else SIZES
     for h, w in sizes:
@@ -122,7 +122,7 @@ def test_end_to_end_ort_matches_torch(tiny):
     with torch.no_grad():
         ref = ST.random_ensemble(seed=0, tiny=True)(*(torch.from_numpy(x) for x in feeds.values())).numpy()
     final = S.PIPELINES[S.Pipeline.ENSEMBLE][-1].stage.value
-    for precision in S.Precision:
+    for precision in S.FILE_PRECISIONS:
         sources = {"image": feeds["image"], "mask": feeds["mask"]}
         for call in S.PIPELINES[S.Pipeline.ENSEMBLE]:
             names = S.spec(call.stage).input_names
@@ -190,7 +190,7 @@ def test_check_fails_a_constant_in_the_hole(tiny, tmp_path):
     stage = S.Stage.LAMA_DENOISER
     bad = tmp_path / "bad"
     bad.mkdir()
-    for p in S.Precision:
+    for p in S.FILE_PRECISIONS:
         shutil.copy(out / S.onnx_filename(stage, p), bad)
     shutil.copy(out / S.onnx_filename(S.Stage.LAMA, S.Precision.FP32), bad)  # its upstream: the same feeds
     data = json.loads((out / S.MANIFEST_NAME).read_text())

@@ -150,7 +150,7 @@ def test_changed_weights_rebuild_that_stage_only(exported):
     }
 
 
-@pytest.mark.parametrize("precision", list(S.Precision), ids=str)
+@pytest.mark.parametrize("precision", list(S.FILE_PRECISIONS), ids=str)
 def test_damaged_onnx_rebuilds_that_file_only(exported, precision):
     _, out, weights, _ = exported
     Exporter(_opts(out, weights)).run()  # current, whatever ran before
