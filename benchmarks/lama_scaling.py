@@ -172,17 +172,13 @@ def measure(paths: dict[str, Path], runs: dict[int, int], rounds: int, runtime: 
 
 
 def machine() -> dict:
-    flags = set()
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     import onnxruntime as ort
+
+    from trt_inpaint.bench.machine import _cpuinfo
+    from trt_inpaint.runtime.cpu import cpu_flags
+
+    flags = cpu_flags() or frozenset()
+    model = _cpuinfo().get("model name") or platform.processor()
 
     keep = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
     out = {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in keep if f in flags],

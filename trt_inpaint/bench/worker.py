@@ -67,7 +67,7 @@ def run_job(job: Job, progress=None) -> dict:
     from trt_inpaint.bench.backends import BY_KEY, device_mismatch, runner_factory
     from trt_inpaint.bench.measure import bench_pipeline, bench_stage_sizes
     from trt_inpaint.bench.memory import RssSampler, device_memory
-    from trt_inpaint.export.spec import PIPELINES, Pipeline, Stage
+    from trt_inpaint.export.spec import Pipeline, Stage, pipeline_stages
 
     progress = progress or (lambda msg: None)
     b = BY_KEY[job.backend]
@@ -89,8 +89,7 @@ def run_job(job: Job, progress=None) -> dict:
         if job.cache_loads:
             from trt_inpaint.bench.cacheloads import bench_cache_loads
 
-            stages = [c.stage for c in PIPELINES[Pipeline(job.pipeline)]]
-            result["cache_loads"] = bench_cache_loads(made, stages, progress)
+            result["cache_loads"] = bench_cache_loads(made, list(pipeline_stages(job.pipeline)), progress)
         for batch in job.batches:
             tag = f"{job.pipeline} b{batch}: "
             warmup, runs = batch_runs(batch, job.warmup, job.runs)

@@ -271,7 +271,7 @@ def make_runner(
 
         return OpenVinoRunner(
             stage,
-            engines.onnx(stage, Precision.FP32),
+            stage_path(engines, b, stage, p),  # the fp32 ONNX whatever the precision
             precision=p,
             device=options.openvino_device,
             threads=options.threads,
