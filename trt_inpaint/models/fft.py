@@ -112,18 +112,14 @@ def irfft2_packed(
 
 
 def rfft2_ortho(x: Tensor, impl: FFTImpl = FFTImpl.TORCH) -> tuple[Tensor, Tensor]:
-    """(re, im) of the 2-D real FFT of x over (H, W), norm "ortho", shape (..., H, W//2+1)."""
-    impl = FFTImpl(impl)
-    if impl is FFTImpl.FACTORED:
-        return dft_factored.rfft2_packed(x).unbind(-3)
-    return rfft2_matmul(x) if impl is FFTImpl.MATMUL else rfft2_torch(x)
+    """(re, im) of the 2-D real FFT of x over (H, W), norm "ortho", shape (..., H, W//2+1): ``rfft2_packed``
+    unpacked."""
+    re, im = rfft2_packed(x, impl).unbind(-3)
+    return re, im
 
 
 def irfft2_ortho(
     re: Tensor, im: Tensor, size: tuple[int | Tensor, int | Tensor], impl: FFTImpl = FFTImpl.TORCH
 ) -> Tensor:
-    """Inverse of ``rfft2_ortho`` for an output of spatial ``size`` = (H, W)."""
-    impl = FFTImpl(impl)
-    if impl is FFTImpl.FACTORED:
-        return dft_factored.irfft2_packed(torch.stack((re, im), dim=-3), size)
-    return irfft2_matmul(re, im, size) if impl is FFTImpl.MATMUL else irfft2_torch(re, im, size)
+    """Inverse of ``rfft2_ortho`` for an output of spatial ``size`` = (H, W): ``irfft2_packed`` of them."""
+    return irfft2_packed(torch.stack((re, im), dim=-3), size, impl)
