@@ -83,3 +83,39 @@ def test_gpu_fractions_follow_footprints():
     assert third == {Stage.LAMA: 0.3333, Stage.MAT: 0.6666} and sum(third.values()) <= 1
     tiny = gpu_fractions({Stage.LAMA: 10**9, Stage.MAT: 1, Stage.COMBINER: 1}, None)
     assert sum(tiny.values()) <= 1 and min(tiny.values()) == 0.0001
+
+
+def test_rows_round_trip_and_a_foreign_pickle_is_refused(tmp_path):
+    """Rows (a prepared 16-bit photo, a typed error) come back equal; bytes naming any other callable (here
+    os.system) are refused before anything runs."""
+    import os
+    import pickle
+
+    import numpy as np
+
+    from trt_inpaint.distributed.rows import Row, pack, unpack
+    from trt_inpaint.errors import InputError
+    from trt_inpaint.runtime.options import InpaintOptions
+    from trt_inpaint.runtime.prepare import prepare_pair
+    from trt_inpaint.samples import sample_pairs
+
+    image, mask = sample_pairs()[0]
+    ok = Row(0, str(image), str(mask), str(tmp_path / "a.png"))
+    ok.item = prepare_pair(image, mask, tmp_path / "a.png", InpaintOptions())
+    bad = Row(1, "b.png", None, str(tmp_path / "b.png"))
+    bad.fail(InputError("image is not an image", "b.png"))
+    back = unpack(pack([ok, bad]))
+    assert np.array_equal(back[0].item.image, ok.item.image) and back[0].item.source == ok.item.source
+    assert type(back[1].error) is InputError and str(back[1].error) == str(bad.error)
+
+    marker = tmp_path / "ran"
+
+    class Foreign:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    data = np.empty(1, dtype=object)
+    data[0] = pickle.dumps(Foreign())
+    with pytest.raises(pickle.UnpicklingError, match="rows never hold"):
+        unpack({"k": np.array([0]), "row": data})
+    assert not marker.exists()
