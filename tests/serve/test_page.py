@@ -1,7 +1,7 @@
 """The web page in a real headless browser (Debian's chromium through selenium and chromedriver): open an
-image, paint strokes, undo one, run, check the result's pixels; load a mask file and run again; provoke a
-server error and read the message; save a screenshot. A missing browser fails this test (./setup.sh
-installs it)."""
+image, paint strokes, undo one, run, check the result's pixels, download it; load a mask file and run again;
+provoke a server error and read the message; save a screenshot. A missing browser fails this test
+(./setup.sh installs it)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,12 @@ def browser(tmp_path_factory):
         f"--user-data-dir={tmp_path_factory.mktemp('chromium')}", "--window-size=1280,900",
     ):  # fmt: skip
         opts.add_argument(arg)
+    downloads = tmp_path_factory.mktemp("downloads")
+    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads)})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    allow = {"behavior": "allow", "downloadPath": str(downloads)}
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", allow)
+    driver.downloads = downloads  # where a click on Download saves the file
     driver.set_script_timeout(30)
     yield driver
     driver.quit()
@@ -127,6 +132,16 @@ def test_page_paints_runs_compares_and_reports_errors(start_server, serve_engine
     assert changed > 0.95, f"only {changed:.1%} of the painted pixels changed"
     info = d.find_element(By.ID, "result-info").text
     assert "seed 240" in info and "batch of 1" in info
+
+    # Download, as a person clicks it: the saved file is the result, named after the input
+    link = d.find_element(By.ID, "download")
+    d.execute_script("arguments[0].scrollIntoView();", link)
+    link.click()
+    saved = wait_for(
+        lambda: [p for p in d.downloads.iterdir() if not p.name.endswith(".crdownload")], 15, "the download"
+    )
+    assert [p.name for p in saved] == [f"{img_path.stem}_inpainted{img_path.suffix}"], saved
+    assert saved[0].read_bytes() == _result_bytes(d)
 
     # compare: the slider halfway, then a screenshot of the page as a person sees it
     d.execute_script(
