@@ -124,8 +124,8 @@ def _run(
         for batch in batches:
             run_items(pool, batch, store)
             failed = next((it.error for it in batch if it.error is not None), None)
-            if failed is not None:
-                raise RuntimeError(f"pipeline failed: {failed}")
+            if failed is not None:  # the item's own typed error: a BudgetError is retried with more below
+                raise failed
         total = clock() - t0
         outputs = [it.result for it in items]
         intermediates = store.peak_in_memory + sum(o.nbytes for o in outputs)  # results live in the items
