@@ -216,3 +216,35 @@ def test_a_footprint_that_grows_while_running_is_accounted(heavy):
     pool.refresh(Stage.LAMA_DENOISER)
     assert pool.resident == [Stage.LAMA_DENOISER] and pool.stats.evictions == 1
     assert pool.used <= pool.budget and pool.events[-1].kind == "grow"
+
+
+def test_events_keep_the_newest_within_a_bound_and_stats_count_all(heavy, tmp_path):
+    """A server that swaps on every batch must not grow the pool's event record without end: the pool keeps
+    the newest ``events_kept`` events; its stats still count every load and eviction. Real ONNX Runtime
+    runners (the stand-ins with ~23 MB of weights), a budget that holds one stage at a time (footprints
+    through a cache file, as the CLI's: a reload is accounted at the largest size measured)."""
+    from trt_inpaint.runtime.backends.onnxruntime import OrtRunner
+    from trt_inpaint.runtime.engines import EngineDir
+    from trt_inpaint.runtime.footprints import FootprintCache
+    from trt_inpaint.runtime.pool import EVENTS_KEPT, EnginePool
+
+    d = EngineDir(heavy)
+    stages = (Stage.LAMA, Stage.LAMA_DENOISER)
+    runners = {s: OrtRunner(s, d.onnx(s, "fp32")) for s in stages}
+    cache = FootprintCache(tmp_path / "footprints.json")
+    measure = EnginePool(runners, None, cache)
+    for s in stages:
+        measure.acquire(s)
+    measure.close()
+    assert measure.events.maxlen == EVENTS_KEPT
+    one = max(measure.stats.footprints.values())
+    pool = EnginePool(runners, int(one * 1.5), cache, events_kept=5)
+    order = [stages[k % 2] for k in range(8)]
+    for s in order:
+        pool.acquire(s)
+    pool.close()
+    # 8 loads and 7 evictions happened; the last five events are the newest, in order
+    assert sum(pool.stats.loads.values()) == 8 and pool.stats.evictions == 7
+    assert [(e.kind, e.stage) for e in pool.events] == [
+        ("load", order[5]), ("evict", order[5]), ("load", order[6]), ("evict", order[6]), ("load", order[7])
+    ]  # fmt: skip

@@ -7,12 +7,13 @@ is one, else its estimate (the weights' size) scaled by the largest measured/est
 this pool (a backend's overhead over its weights is similar across stages). Before a load the pool evicts
 least recently used stages until the stage fits; if the measured footprint turns out larger, it evicts
 more right after the load. A stage that cannot fit even alone is a ``BudgetError``: ``check`` raises it
-for every stage before any work starts.
+for every stage before any work starts. ``events`` keeps the last ``EVENTS_KEPT`` loads, evictions and
+growths (a server that swaps on every batch runs for weeks); ``stats`` counts them all.
 """
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 
 from trt_inpaint.errors import BudgetError
@@ -20,6 +21,8 @@ from trt_inpaint.export.spec import Stage
 from trt_inpaint.runtime.backends.base import Runner
 from trt_inpaint.runtime.footprints import FootprintCache
 from trt_inpaint.runtime.units import format_bytes
+
+EVENTS_KEPT = 1000  # pool events remembered (the newest): enough to read a run's swaps, bounded for servers
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,19 @@ def _estimate(runner: Runner) -> int:
 class EnginePool:
     """Holds one runner per stage; ``acquire(stage)`` returns it loaded, evicting others to fit the budget."""
 
-    def __init__(self, runners: dict[Stage, Runner], budget: int | None, cache: FootprintCache | None = None):
+    def __init__(
+        self,
+        runners: dict[Stage, Runner],
+        budget: int | None,
+        cache: FootprintCache | None = None,
+        events_kept: int = EVENTS_KEPT,
+    ):
         self.runners = dict(runners)
         self.budget = budget
         self.cache = cache or FootprintCache(None)
         self._resident: OrderedDict[Stage, None] = OrderedDict()  # least recently used first
         self.stats = PoolStats(budget)
-        self.events: list[PoolEvent] = []
+        self.events: deque[PoolEvent] = deque(maxlen=events_kept)  # the newest last
 
     @property
     def used(self) -> int:
