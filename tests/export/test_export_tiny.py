@@ -155,6 +155,29 @@ def test_rerun_reuses_and_rebuilds_stale(tiny, tmp_path):
     onnx.checker.check_model(str(path))
 
 
+def test_new_upstream_weights_make_downstream_fp16_stale(tiny, tmp_path):
+    """A stage's fp16 ONNX is measured on its upstream stages' fp32 outputs: new LaMa weights rebuild the fp16
+    of every stage downstream of LaMa (their own fp32 stays), and nothing of MAT."""
+    import shutil
+
+    out = tmp_path / "engines"
+    shutil.copytree(tiny[0], out)
+    Exporter(_opts(out)).run()  # other tests change the shared folder: bring it up to date first
+    _, reports = Exporter(_opts(out, stages=(S.Stage.LAMA,), seed=1)).run()
+    assert reports[0].status == "built (onnx_fp32, onnx_fp16)"
+    others = tuple(s for s in S.Stage if s is not S.Stage.LAMA)
+    _, reports = Exporter(_opts(out, stages=others)).run()
+    status = {r.stage: r.status for r in reports}
+    assert status == {
+        S.Stage.LAMA_DENOISER: "built (onnx_fp16)",
+        S.Stage.MAT: "reused",
+        S.Stage.COMBINER: "built (onnx_fp16)",
+        S.Stage.FINAL_DENOISER: "built (onnx_fp16)",
+    }
+    _, reports = Exporter(_opts(out, stages=others)).run()
+    assert {r.status for r in reports} == {"reused"}
+
+
 def test_engine_built_then_reused_then_rebuilt_for_new_profile(tiny):
     out, _, _ = tiny
     stage = (S.Stage.FINAL_DENOISER,)

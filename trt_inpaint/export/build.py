@@ -146,6 +146,7 @@ class Exporter:
         self.progress = progress or (lambda msg: None)
         self._calib: CalibrationSet | None = None
         self._fp32_outputs: dict[S.Stage, list[np.ndarray]] = {}
+        self._sha_seen: dict[Path, tuple[tuple[int, int], str]] = {}  # fp32 file -> ((size, mtime), sha256)
         self.builder = resolve(opts.builder)
 
     @property
@@ -207,6 +208,7 @@ class Exporter:
                 {
                     "fp32": arts["onnx_fp32"].sha256,
                     "calibration": self.calib.digest(),
+                    "upstream": self._upstream_ids(stage),
                     "calibration_options": {k: str(v) for k, v in vars(opts.calibration).items()},
                     "fp16": opts.fp16.key(),
                     "tool": TOOL_VERSION,
@@ -287,6 +289,22 @@ class Exporter:
                 f"(PSNR {result.comparison.psnr_db:.1f} dB, {result.comparison.nonfinite} non-finite)"
             )
         return Artefact.of(path16, key, time.perf_counter() - t, result.to_dict())
+
+    def _upstream_ids(self, stage: S.Stage) -> dict[str, str | None]:
+        """sha256 of the fp32 ONNX of every stage upstream of ``stage`` (None: absent, its photo stands in):
+        their outputs are ``stage``'s calibration feeds, so new upstream weights make its fp16 stale."""
+        ids: dict[str, str | None] = {}
+        for s in S.upstream_stages(stage):
+            path = self.out / S.onnx_filename(s, S.Precision.FP32)
+            if not path.is_file():
+                ids[s.value] = None
+                continue
+            st = path.stat()
+            known = self._sha_seen.get(path)
+            if known is None or known[0] != (st.st_size, st.st_mtime_ns):
+                known = self._sha_seen[path] = ((st.st_size, st.st_mtime_ns), sha256_file(path))
+            ids[s.value] = known[1]
+        return ids
 
     def _upstream(self, stage: S.Stage) -> list[np.ndarray] | None:
         """fp32 ONNX outputs of ``stage`` on the calibration set (for the stages it feeds)."""

@@ -277,6 +277,20 @@ def pipeline_stages(pipeline: Pipeline | str) -> tuple[Stage, ...]:
     return tuple(c.stage for c in PIPELINES[Pipeline(pipeline)])
 
 
+def upstream_stages(stage: Stage | str, pipeline: Pipeline | str = Pipeline.ENSEMBLE) -> tuple[Stage, ...]:
+    """The stages whose outputs reach ``stage`` in ``pipeline``, directly or through others, in pipeline
+    order (the ensemble's final denoiser: all four others; LaMa: none)."""
+    calls = {c.stage: c for c in PIPELINES[Pipeline(pipeline)]}
+    found: set[Stage] = set()
+    todo = [Stage(stage)]
+    while todo:
+        for src in calls[todo.pop()].feeds.values():
+            if src not in WORKING_INPUTS and Stage(src) not in found:
+                found.add(Stage(src))
+                todo.append(Stage(src))
+    return tuple(s for s in calls if s in found)
+
+
 # ---- file names inside an engines/ folder ------------------------------------------------------------
 MANIFEST_NAME = "manifest.json"
 
