@@ -96,9 +96,10 @@ class _OpenVino:
 def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort", warmup: int = 1) -> dict:
     """Runs in the child: one session, a first run, optionally one profiled run (ONNX Runtime only),
     ``warmup`` untimed runs, then ``runs`` timed runs. The warm-up matters at large sizes: ONNX Runtime's
-    first runs at a new size still grow its memory (measured at 2048 on the graph without DFT: 3.6 s of system
-    time per MP in page faults in the second run, 1.3 in the third, none later with the memory
-    pattern off)."""
+    first runs at a new size still grow its memory (measured at 2048 on the factored graph: 4.7-5.0 s of
+    system time per MP in page faults in the first run, 3.6-3.8 in the second, 1.1-1.4 in the third, 0.02 from
+    the fourth on; with the session's memory pattern off, none from the third run, but 2-4% more user time
+    at both 512 and 2048)."""
     import numpy as np
     import onnxruntime as ort
 
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--runs", default="512:3,1024:2,2048:1", help="timed runs per child, by size")
     p.add_argument("--runtime", choices=list(RUNTIMES), default="ort")
-    p.add_argument("--warmup", type=int, default=2, help="untimed runs after the first, per child")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs after the first, per child")
     p.add_argument("--worker", nargs=3, metavar=("ONNX", "SIZE", "RUNS"), help=argparse.SUPPRESS)
     p.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
