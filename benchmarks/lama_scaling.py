@@ -175,11 +175,10 @@ def measure(paths: dict[str, Path], runs: dict[int, int], rounds: int, runtime: 
 def machine() -> dict:
     import onnxruntime as ort
 
-    from trt_inpaint.bench.machine import _cpuinfo
-    from trt_inpaint.runtime.cpu import cpu_flags
+    from trt_inpaint.runtime.cpu import cpu_flags, read_cpuinfo
 
     flags = cpu_flags() or frozenset()
-    model = _cpuinfo().get("model name") or platform.processor()
+    model = read_cpuinfo().get("model name") or platform.processor()
 
     keep = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
     out = {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in keep if f in flags],

@@ -31,20 +31,6 @@ CPU_FEATURES = (
 )  # fmt: skip
 
 
-def _cpuinfo() -> dict[str, str]:
-    info: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    break  # first processor only
-                k, _, v = line.partition(":")
-                info[k.strip()] = v.strip()
-    except OSError:
-        pass
-    return info
-
-
 def cpu_flags() -> set[str]:
     from trt_inpaint.runtime.cpu import cpu_flags as flags
 
@@ -132,7 +118,9 @@ def git_commit(repo: Path | None = None) -> str | None:
 
 
 def machine_info() -> dict:
-    cpu = _cpuinfo()
+    from trt_inpaint.runtime.cpu import read_cpuinfo
+
+    cpu = read_cpuinfo()
     flags = cpu_flags()
     bf16 = bf16_verdict()
     vm = psutil.virtual_memory()

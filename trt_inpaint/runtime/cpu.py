@@ -18,20 +18,27 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo names
 CPUINFO = Path("/proc/cpuinfo")
 
 
-def read_flags(path: Path = CPUINFO) -> frozenset[str] | None:
-    """The flags of the first processor listed in ``path`` (Linux ``/proc/cpuinfo``); None where there is no
-    such file or it lists no flags (other systems)."""
+def read_cpuinfo(path: Path = CPUINFO) -> dict[str, str]:
+    """The fields of the first processor listed in ``path`` (Linux ``/proc/cpuinfo``: "model name", "flags",
+    ...); empty where there is no such file (other systems)."""
+    info: dict[str, str] = {}
     try:
         with open(path) as f:
             for line in f:
                 if not line.strip():
                     break  # the first processor only
                 key, _, value = line.partition(":")
-                if key.strip() == "flags":
-                    return frozenset(value.split())
+                info[key.strip()] = value.strip()
     except OSError:
-        return None
-    return None
+        return {}
+    return info
+
+
+def read_flags(path: Path = CPUINFO) -> frozenset[str] | None:
+    """The flags of the first processor listed in ``path``; None where there is no such file or it lists no
+    flags (other systems)."""
+    flags = read_cpuinfo(path).get("flags")
+    return frozenset(flags.split()) if flags is not None else None
 
 
 @functools.cache
