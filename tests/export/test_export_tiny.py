@@ -224,3 +224,17 @@ def test_check_fails_a_constant_in_the_hole(tiny, tmp_path):
     got = {(r.stage, r.compared): r.comparison for r in rows}
     assert got[(stage.value, "fp16 ONNX (ORT CPU) vs fp32 ONNX")].psnr_db < 25
     assert got[(stage.value, "fp16-sim vs fp32 ONNX")] == good[(stage.value, "fp16-sim vs fp32 ONNX")]
+
+
+def test_stages_asked_downstream_first_run_upstream_first(tiny, tmp_path):
+    """``--stages combiner,lama``: LaMa is exported before the combiner, so the combiner's fp16 is measured on
+    (and keyed by) the new LaMa, and a second run has nothing left to do."""
+    import shutil
+
+    out = tmp_path / "engines"
+    shutil.copytree(tiny[0], out)
+    Exporter(_opts(out)).run()
+    _, reports = Exporter(_opts(out, stages=(S.Stage.COMBINER, S.Stage.LAMA), seed=1)).run()
+    assert [r.stage for r in reports] == [S.Stage.LAMA, S.Stage.COMBINER]
+    _, reports = Exporter(_opts(out, stages=(S.Stage.COMBINER, S.Stage.LAMA), seed=1)).run()
+    assert {r.status for r in reports} == {"reused"}

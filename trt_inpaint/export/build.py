@@ -162,7 +162,8 @@ class Exporter:
             _ = self.calib  # a bad --calibration folder fails first, before any model is built
         sources = {s: source_of(s, self.opts) for s in self.opts.stages}  # fail early, before any work
         reports = []
-        for stage in self.opts.stages:
+        # upstream stages first, whatever the order asked: a stage's fp16 key holds its upstream fp32 files
+        for stage in [s for s in S.pipeline_stages(S.Pipeline.ENSEMBLE) if s in set(self.opts.stages)]:
             old = manifest.stages.get(stage.value)
             report = self.stage(stage, sources[stage], old)
             manifest.stages[stage.value] = report.record
