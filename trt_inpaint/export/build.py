@@ -146,7 +146,7 @@ class Exporter:
         self.progress = progress or (lambda msg: None)
         self._calib: CalibrationSet | None = None
         self._fp32_outputs: dict[S.Stage, list[np.ndarray]] = {}
-        self._sha_seen: dict[Path, tuple[tuple[int, int], str]] = {}  # fp32 file -> ((size, mtime), sha256)
+        self._fp32_sha: dict[S.Stage, str] = {}  # sha256 of each stage's fp32 ONNX, once known this run
         self.builder = resolve(opts.builder)
 
     @property
@@ -199,6 +199,7 @@ class Exporter:
             built.append("onnx_fp32")
             self._fp32_outputs.pop(stage, None)
         del module
+        self._fp32_sha[stage] = arts["onnx_fp32"].sha256  # checked or written just now
         dims = onnx_input_dims(path32)
 
         # 2. mixed fp16 ONNX
@@ -293,18 +294,14 @@ class Exporter:
 
     def _upstream_ids(self, stage: S.Stage) -> dict[str, str | None]:
         """sha256 of the fp32 ONNX of every stage upstream of ``stage`` (None: absent, its photo stands in):
-        their outputs are ``stage``'s calibration feeds, so new upstream weights make its fp16 stale."""
+        their outputs are ``stage``'s calibration feeds, so new upstream weights make its fp16 stale. Stages
+        of this run come first (pipeline order) with their sha256 known; others' files are hashed once."""
         ids: dict[str, str | None] = {}
         for s in S.upstream_stages(stage):
             path = self.out / S.onnx_filename(s, S.Precision.FP32)
-            if not path.is_file():
-                ids[s.value] = None
-                continue
-            st = path.stat()
-            known = self._sha_seen.get(path)
-            if known is None or known[0] != (st.st_size, st.st_mtime_ns):
-                known = self._sha_seen[path] = ((st.st_size, st.st_mtime_ns), sha256_file(path))
-            ids[s.value] = known[1]
+            if s not in self._fp32_sha and path.is_file():
+                self._fp32_sha[s] = sha256_file(path)
+            ids[s.value] = self._fp32_sha.get(s)
         return ids
 
     def _upstream(self, stage: S.Stage) -> list[np.ndarray] | None:
