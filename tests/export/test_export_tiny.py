@@ -155,14 +155,20 @@ def test_rerun_reuses_and_rebuilds_stale(tiny, tmp_path):
     onnx.checker.check_model(str(path))
 
 
-def test_new_upstream_weights_make_downstream_fp16_stale(tiny, tmp_path):
-    """A stage's fp16 ONNX is measured on its upstream stages' fp32 outputs: new LaMa weights rebuild the fp16
-    of every stage downstream of LaMa (their own fp32 stays), and nothing of MAT."""
+def _current_copy(tiny, tmp_path):
+    """A copy of the shared tiny export, brought up to date (other tests change the shared folder)."""
     import shutil
 
     out = tmp_path / "engines"
     shutil.copytree(tiny[0], out)
-    Exporter(_opts(out)).run()  # other tests change the shared folder: bring it up to date first
+    Exporter(_opts(out)).run()
+    return out
+
+
+def test_new_upstream_weights_make_downstream_fp16_stale(tiny, tmp_path):
+    """A stage's fp16 ONNX is measured on its upstream stages' fp32 outputs: new LaMa weights rebuild the fp16
+    of every stage downstream of LaMa (their own fp32 stays), and nothing of MAT."""
+    out = _current_copy(tiny, tmp_path)
     _, reports = Exporter(_opts(out, stages=(S.Stage.LAMA,), seed=1)).run()
     assert reports[0].status == "built (onnx_fp32, onnx_fp16)"
     others = tuple(s for s in S.Stage if s is not S.Stage.LAMA)
@@ -229,11 +235,7 @@ def test_check_fails_a_constant_in_the_hole(tiny, tmp_path):
 def test_stages_asked_downstream_first_run_upstream_first(tiny, tmp_path):
     """``--stages combiner,lama``: LaMa is exported before the combiner, so the combiner's fp16 is measured on
     (and keyed by) the new LaMa, and a second run has nothing left to do."""
-    import shutil
-
-    out = tmp_path / "engines"
-    shutil.copytree(tiny[0], out)
-    Exporter(_opts(out)).run()
+    out = _current_copy(tiny, tmp_path)
     _, reports = Exporter(_opts(out, stages=(S.Stage.COMBINER, S.Stage.LAMA), seed=1)).run()
     assert [r.stage for r in reports] == [S.Stage.LAMA, S.Stage.COMBINER]
     _, reports = Exporter(_opts(out, stages=(S.Stage.COMBINER, S.Stage.LAMA), seed=1)).run()
