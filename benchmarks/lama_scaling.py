@@ -175,13 +175,12 @@ def measure(paths: dict[str, Path], runs: dict[int, int], rounds: int, runtime: 
 def machine() -> dict:
     import onnxruntime as ort
 
+    from trt_inpaint.bench.machine import CPU_FEATURES
     from trt_inpaint.runtime.cpu import cpu_flags, read_cpuinfo
 
     flags = cpu_flags() or frozenset()
     model = read_cpuinfo().get("model name") or platform.processor()
-
-    keep = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    out = {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in keep if f in flags],
+    out = {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in CPU_FEATURES if f in flags],
            "onnxruntime": ort.__version__, "python": platform.python_version()}  # fmt: skip
     try:
         import openvino as ov
