@@ -218,30 +218,32 @@ def test_a_footprint_that_grows_while_running_is_accounted(heavy):
     assert pool.used <= pool.budget and pool.events[-1].kind == "grow"
 
 
-def test_events_keep_the_newest_within_a_bound_and_stats_count_all(heavy, tmp_path):
+def test_events_keep_the_newest_within_a_bound_and_stats_count_all(heavy):
     """A server that swaps on every batch must not grow the pool's event record without end: the pool keeps
     the newest ``events_kept`` events; its stats still count every load and eviction. Real ONNX Runtime
-    runners (the stand-ins with ~23 MB of weights), a budget that holds one stage at a time (footprints
-    through a cache file, as the CLI's: a reload is accounted at the largest size measured)."""
+    runners (the stand-ins) with a set footprint of 100 MiB each (resident growth at a load varies from one
+    machine and moment to the next: measured, two stand-ins once fitted a budget meant for one), and a budget
+    of 150 MiB that holds one stage at a time."""
     from trt_inpaint.runtime.backends.onnxruntime import OrtRunner
     from trt_inpaint.runtime.engines import EngineDir
-    from trt_inpaint.runtime.footprints import FootprintCache
     from trt_inpaint.runtime.pool import EVENTS_KEPT, EnginePool
+
+    class Fixed(OrtRunner):
+        def estimate_footprint(self) -> int:
+            return 100 << 20
+
+        def _load(self):
+            super()._load()
+            self.footprint = 100 << 20
 
     d = EngineDir(heavy)
     stages = (Stage.LAMA, Stage.LAMA_DENOISER)
-    runners = {s: OrtRunner(s, d.onnx(s, "fp32")) for s in stages}
-    cache = FootprintCache(tmp_path / "footprints.json")
-    measure = EnginePool(runners, None, cache)
-    for s in stages:
-        measure.acquire(s)
-    measure.close()
-    assert measure.events.maxlen == EVENTS_KEPT
-    one = max(measure.stats.footprints.values())
-    pool = EnginePool(runners, int(one * 1.5), cache, events_kept=5)
+    pool = EnginePool({s: Fixed(s, d.onnx(s, "fp32")) for s in stages}, 150 << 20, events_kept=5)
+    assert EnginePool({}, None).events.maxlen == EVENTS_KEPT
     order = [stages[k % 2] for k in range(8)]
     for s in order:
         pool.acquire(s)
+        assert pool.resident == [s] and pool.runners[s].is_loaded
     pool.close()
     # 8 loads and 7 evictions happened; the last five events are the newest, in order
     assert sum(pool.stats.loads.values()) == 8 and pool.stats.evictions == 7
