@@ -195,6 +195,28 @@ def _med(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
+def _ratio_table(data: dict, key: str, what: str) -> list[str]:
+    """The largest size's ``key`` per megapixel over the smallest's, pooled and round by round."""
+    lo, hi = SIZES[0], SIZES[-1]
+    lines = ["", f"{hi} vs {lo}, {what} per megapixel (flat = 1.00):", ""]
+    lines += [
+        "| DFT | ratio of the medians | median of the per-round ratios | per round |",
+        "|---|---|---|---|",
+    ]
+    for name, per in data["samples"].items():
+        a, b = per[str(lo)], per[str(hi)]
+        pooled = (_med(b[key]) / hi**2) / (_med(a[key]) / lo**2)
+        rounds = sorted(set(a["round"]) & set(b["round"]))
+        by = [
+            (_med([c for c, r in zip(b[key], b["round"], strict=True) if r == k]) / hi**2)
+            / (_med([c for c, r in zip(a[key], a["round"], strict=True) if r == k]) / lo**2)
+            for k in rounds
+        ]
+        each = ", ".join(f"{x:.3f}" for x in by)
+        lines.append(f"| {name} | {pooled:.3f} | {_med(by):.3f} | {each} |")
+    return lines
+
+
 def render(data: dict) -> str:
     m = data["machine"]
     runtime = data.get("runtime", "ort")
@@ -239,23 +261,10 @@ def render(data: dict) -> str:
                 f"{f['by_op'].get('MatMul', 0) / f['total']:.1%} | {len(s['cpu_s'])}"
             )
             lines.append(f"| {cells} |")
-    lo, hi = SIZES[0], SIZES[-1]
-    lines += ["", f"{hi} vs {lo}, CPU seconds per megapixel (flat = 1.00):", ""]
-    lines += [
-        "| DFT | ratio of the medians | median of the per-round ratios | per round |",
-        "|---|---|---|---|",
-    ]
-    for name, per in data["samples"].items():
-        a, b = per[str(lo)], per[str(hi)]
-        pooled = (_med(b["cpu_s"]) / hi**2) / (_med(a["cpu_s"]) / lo**2)
-        rounds = sorted(set(a["round"]) & set(b["round"]))
-        by = [
-            (_med([c for c, r in zip(b["cpu_s"], b["round"], strict=True) if r == k]) / hi**2)
-            / (_med([c for c, r in zip(a["cpu_s"], a["round"], strict=True) if r == k]) / lo**2)
-            for k in rounds
-        ]
-        each = ", ".join(f"{x:.3f}" for x in by)
-        lines.append(f"| {name} | {pooled:.3f} | {_med(by):.3f} | {each} |")
+    lines += _ratio_table(data, "cpu_s", "CPU seconds")
+    lines += _ratio_table(
+        data, "wall_s", "wall-clock seconds (the time a user waits; other work on a shared host shows in it)"
+    )
     if runtime != "ort":
         return "\n".join(lines) + "\n"
     ops = ("MatMul", "Transpose", "Conv", "ConvTranspose")
