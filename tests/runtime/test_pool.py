@@ -52,10 +52,12 @@ def unlimited(heavy, folder, tmp_path_factory):
 def test_budget_below_total_swaps_within_budget_and_changes_nothing(heavy, folder, unlimited, tmp_path):
     ref_pool, ref = unlimited
     fps = ref_pool.stats.footprints
-    total, biggest = sum(fps.values()), max(fps.values())
+    total, largest = sum(fps.values()), sorted(fps.values(), reverse=True)
     assert ref_pool.stats.evictions == 0 and ref_pool.stats.peak_used == total
-    for budget in (int(biggest * 1.3), int(biggest * 2.6)):  # one stage, or two, at a time
-        assert budget < total
+    # one stage, or any two, at a time (from the measured footprints, which differ from stage to stage and
+    # run to run: a multiple of the largest alone could hold all five when one load measured high)
+    for budget in (int(largest[0] * 1.3), int((largest[0] + largest[1]) * 1.05)):
+        assert budget < total, (budget, fps)
         pool, outs = _run(heavy, folder, tmp_path / str(budget), budget)
         assert pool.stats.loads == {s: 1 for s in Stage}, "stage-major: one load per stage for the folder"
         assert pool.stats.evictions > 0
