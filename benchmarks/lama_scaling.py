@@ -78,19 +78,21 @@ def flops(path: Path) -> dict[int, dict]:
             for s, fc in zip(SIZES, count_file_sizes(path, sets), strict=True)}  # fmt: skip
 
 
-class _OpenVino:
-    """An OpenVINO CPU compiled model with ONNX Runtime's ``run`` call, its cache in the graph's folder."""
+def _openvino(path: str, runtime: str):
+    """The product's OpenVINO runner for the LaMa stage (``--backend openvino``: its config, its
+    compiled-model cache under the graph's folder), loaded, with ONNX Runtime's ``run(names, feeds)`` call and
+    the precision it compiled for (OpenVINO's name: "f32", "bf16")."""
+    from types import SimpleNamespace
 
-    def __init__(self, path: str, precision: str):
-        import openvino as ov
+    from trt_inpaint.export.spec import Precision, Stage
+    from trt_inpaint.runtime.backends.openvino import OpenVinoRunner
 
-        core = ov.Core()
-        core.set_property({"CACHE_DIR": str(Path(path).parent / "openvino-cache")})
-        config = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": os.cpu_count() or 1}
-        self.request = core.compile_model(path, "CPU", config).create_infer_request()
-
-    def run(self, _names, feeds):
-        return self.request.infer(feeds)
+    precision = Precision(runtime.removeprefix("openvino-"))
+    runner = OpenVinoRunner(
+        Stage.LAMA, path, precision=precision, threads=os.cpu_count() or 1, cache_root=Path(path).parent
+    )
+    runner.load()
+    return SimpleNamespace(run=lambda _names, feeds: runner.run(feeds), precision=runner.compiled_precision)
 
 
 def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort", warmup: int = 1) -> dict:
@@ -118,11 +120,13 @@ def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort",
         "image": rng.random((1, 3, size, size), dtype=np.float32),
         "mask": (rng.random((1, 1, size, size)) < 0.2).astype(np.float32),
     }
-    sess = session(profile) if runtime == "ort" else _OpenVino(path, runtime.split("-")[1].replace("fp", "f"))
+    sess = session(profile) if runtime == "ort" else _openvino(path, runtime)
     profile = profile and runtime == "ort"
     t0 = time.perf_counter()
     sess.run(None, feeds)
     out = {"first_s": time.perf_counter() - t0, "wall_s": [], "cpu_s": [], "load": [os.getloadavg()[0]]}
+    if runtime != "ort":
+        out["precision"] = sess.precision
     if profile:  # the first run is the profiled one: its kernel times by op type
         out["op_share"] = _op_share(sess.end_profiling())
         sess = session(False)
@@ -220,7 +224,11 @@ def _ratio_table(data: dict, key: str, what: str) -> list[str]:
 def render(data: dict) -> str:
     m = data["machine"]
     runtime = data.get("runtime", "ort")
-    version = f"ONNX Runtime {m['onnxruntime']}" if runtime == "ort" else f"OpenVINO {m.get('openvino')}"
+    version = (
+        f"ONNX Runtime {m['onnxruntime']}"
+        if runtime == "ort"
+        else f"OpenVINO {m.get('openvino')} (trt-inpaint's runner, as `--backend openvino`)"
+    )
     lines = [
         f"# Big-LaMa's cost per megapixel: plain vs factored DFT ({RUNTIMES[runtime]})",
         "",
@@ -234,7 +242,8 @@ def render(data: dict) -> str:
         "Each cell: median over the timed runs (each size and graph in child processes of its own, in "
         "rounds over all sizes and graphs; "
         + (
-            f"the first run after loading and {data['warmup']} warm-up runs are not counted"
+            f"the first run after loading and {data['warmup']} warm-up run{'s' * (data['warmup'] != 1)} "
+            "are not counted"
             if "warmup" in data
             else "the first run after loading is not counted"
         )
