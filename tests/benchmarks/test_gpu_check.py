@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,7 +10,8 @@ import sys
 import tarfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks.scripts import ROOT, load_script
+
 # pytest (the GPU branches of the suite's own tests) and the torch / auto runs are left out to keep this
 # test short: they are plain commands the dry run has no plumbing of their own for
 STEPS = "env,device-match,export,check,check-rtx,infer-ort-cuda,infer-tensorrt,infer-ort-cpu,footprints,bench"
@@ -60,11 +60,7 @@ def test_dry_run(tmp_path):
 
 
 def _driver():
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("gpu_check")
 
 
 def test_a_failing_check_is_loud_and_the_next_one_runs(tmp_path, capsys):

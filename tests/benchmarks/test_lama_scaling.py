@@ -4,29 +4,23 @@ the report rendered from measurements in child processes. Timings are not judged
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import onnx
 import pytest
 
+from tests.benchmarks.scripts import load_script
 from tests.cpu_facts import native_bf16_here
 from tests.standins import standin_model
 from trt_inpaint.errors import BackendUnavailable
 from trt_inpaint.export.spec import Stage
 
-ROOT = Path(__file__).resolve().parents[2]
 SIZES = (32, 64)
 
 
 @pytest.fixture(scope="module")
 def scaling():
-    spec = importlib.util.spec_from_file_location("lama_scaling", ROOT / "benchmarks" / "lama_scaling.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["lama_scaling"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("lama_scaling")
 
 
 @pytest.fixture(scope="module")
