@@ -86,27 +86,26 @@ def test_outputs_ok_compares_with_the_unlimited_run(standin_engines):
 
 
 def test_a_load_that_measures_more_raises_the_tight_budget_and_tries_again(standin_engines):
-    """Runners made after the unlimited run measure three times more at load: the first tight try stops with
-    the pool's BudgetError (as the item's own error), the budget is raised to the new measurement and a later
-    try (the second, or the third where that load measured a little more again) runs; no row fails."""
-    made: dict[Stage, int] = {}
+    """Runners made after the unlimited run measure three times what that run measured at load: the first
+    tight try stops with the pool's BudgetError (as the item's own error), the budget is raised to the new
+    measurement and the second try runs; no row fails. (Three times the first measurement, not three times
+    each load's own: that multiplied the resident-memory jitter between loads by three, so a load could
+    measure more than a raised budget again, up to the last try: seen once in CI.)"""
+    first: dict[Stage, int] = {}  # the unlimited run's measurement per stage
 
     class Growing(OrtRunner):
-        def __init__(self, stage, path, grow):
-            super().__init__(stage, path)
-            self.grow = grow
-
         def _load(self):
             super()._load()
-            self.footprint = int(self.footprint * self.grow)
+            if self.stage in first:
+                self.footprint = 3 * first[self.stage]
+            else:
+                first[self.stage] = self.footprint
 
     def factory(stage: Stage) -> OrtRunner:
-        made[stage] = made.get(stage, 0) + 1
-        grow = 1.0 if made[stage] == 1 else 3.0
-        return Growing(stage, standin_engines / onnx_filename(stage, Precision.FP32), grow)
+        return Growing(stage, standin_engines / onnx_filename(stage, Precision.FP32))
 
     with RssSampler() as sampler:
         rows = bench_budgets(factory, Pipeline.LAMA, 64, ["tight"], 1, sampler)
     tight = next(r for r in rows if r["budget_name"] == "tight")
-    assert "error" not in tight and tight["attempts"] in (2, 3), tight
+    assert "error" not in tight and tight["attempts"] == 2, tight
     assert tight["outputs_ok"]
