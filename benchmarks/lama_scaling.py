@@ -8,10 +8,10 @@ every size in a child process of its own (one big session in memory at a time), 
 graphs so that each sees the load of every round. A third graph, "no DFT", has the factored graph's DFT cut
 out: the floor, what LaMa costs if its DFT cost nothing. Per child: load, one first run and ``--warmup`` more
 (not counted), then ``--runs`` timed runs, wall and process CPU seconds (intra-op spinning off, so CPU seconds
-are work, not waiting; on a shared machine they are the steadier measure), and, in the first round, one extra
-run with ONNX Runtime's profiler for the time by op type. The ratio of the largest to the smallest size is
-taken within each round (the sizes of one round run minutes apart, under about the same load) and its median
-over rounds reported beside the ratio of the pooled medians.
+are work, not waiting; on a shared machine they are the steadier measure), and, in the first round, the time
+by op type from ONNX Runtime's profiler (a session of its own, see ``worker``). The ratio of the largest to
+the smallest size is taken within each round (the sizes of one round run minutes apart, under about the same
+load) and its median over rounds reported beside the ratio of the pooled medians.
 
     PYTHONPATH=. python benchmarks/lama_scaling.py --out benchmarks/reports/cpu-2core [--work DIR]
         [--runtime ort|openvino-fp32|openvino-bf16]
@@ -42,6 +42,8 @@ RUNTIMES = {
     "openvino-bf16": "OpenVINO CPU bf16",
 }
 SIZES = (512, 1024, 2048)
+# which run of the profiled session is profiled: with the memory pattern off, the first with no page faults
+PROFILED_RUN = 3
 
 
 def export(impl: str | None, path: Path) -> None:
@@ -96,12 +98,16 @@ def _openvino(path: str, runtime: str):
 
 
 def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort", warmup: int = 1) -> dict:
-    """Runs in the child: one session, a first run, optionally one profiled run (ONNX Runtime only),
-    ``warmup`` untimed runs, then ``runs`` timed runs. The warm-up matters at large sizes: ONNX Runtime's
-    first runs at a new size still grow its memory (measured at 2048 on the factored graph: 4.7-5.0 s of
-    system time per MP in page faults in the first run, 3.6-3.8 in the second, 1.1-1.4 in the third, 0.02 from
-    the fourth on; with the session's memory pattern off, none from the third run, but 2-4% more user time
-    at both 512 and 2048)."""
+    """Runs in the child: one session, a first run, ``warmup`` untimed runs, then ``runs`` timed runs. The
+    warm-up matters at large sizes: ONNX Runtime's first runs at a new size still grow its memory (measured
+    at 2048 on the factored graph: 4.7-5.0 s of system time per MP in page faults in the first run, 3.6-3.8
+    in the second, 1.1-1.4 in the third, 0.02 from the fourth on; with the session's memory pattern off, none
+    from the third run, but 2-4% more user time at both 512 and 2048).
+
+    With ``profile`` (ONNX Runtime only), before that: the time by op type of run ``PROFILED_RUN`` of a
+    profiled session with the memory pattern off (so without page faults: a first run's profile is mostly
+    the faults at 2048, e.g. ConvTranspose at 22% of it instead of about 11%), in a session of its own since
+    the profiler slows every run it records (by about 4% at 512)."""
     import numpy as np
     import onnxruntime as ort
 
@@ -112,6 +118,7 @@ def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort",
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if prof:
             so.enable_profiling = True
+            so.enable_mem_pattern = False
             so.profile_file_prefix = str(Path(path).with_suffix(f".{size}.prof"))
         return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
@@ -120,17 +127,21 @@ def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort",
         "image": rng.random((1, 3, size, size), dtype=np.float32),
         "mask": (rng.random((1, 1, size, size)) < 0.2).astype(np.float32),
     }
-    sess = session(profile) if runtime == "ort" else _openvino(path, runtime)
-    profile = profile and runtime == "ort"
+    share = None
+    if profile and runtime == "ort":
+        prof = session(True)
+        for _ in range(PROFILED_RUN):
+            prof.run(None, feeds)
+        share = _op_share(prof.end_profiling())
+        del prof
+    sess = session(False) if runtime == "ort" else _openvino(path, runtime)
     t0 = time.perf_counter()
     sess.run(None, feeds)
     out = {"first_s": time.perf_counter() - t0, "wall_s": [], "cpu_s": [], "load": [os.getloadavg()[0]]}
     if runtime != "ort":
         out["precision"] = sess.precision
-    if profile:  # the first run is the profiled one: its kernel times by op type
-        out["op_share"] = _op_share(sess.end_profiling())
-        sess = session(False)
-        sess.run(None, feeds)
+    if share is not None:
+        out["op_share"] = share
     for _ in range(warmup):
         sess.run(None, feeds)
     for _ in range(runs):
@@ -143,11 +154,14 @@ def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort",
 
 
 def _op_share(profile_file: str) -> dict[str, float]:
+    """Kernel time by op type in the profile's last run, as shares of their sum; the file is removed."""
     events = json.loads(Path(profile_file).read_text())
     Path(profile_file).unlink()
+    last = [e for e in events if e.get("name") == "model_run"][-1]
+    start, end = last["ts"], last["ts"] + last["dur"]
     by: dict[str, float] = {}
     for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and start <= e["ts"] <= end:
             by[e["args"]["op_name"]] = by.get(e["args"]["op_name"], 0.0) + e["dur"]
     total = sum(by.values()) or 1.0
     return {k: v / total for k, v in sorted(by.items(), key=lambda kv: -kv[1])}
@@ -277,7 +291,10 @@ def render(data: dict) -> str:
     if runtime != "ort":
         return "\n".join(lines) + "\n"
     ops = ("MatMul", "Transpose", "Conv", "ConvTranspose")
-    title = "Time by op type (profiler, the first run of each graph and size; share of kernel time):"
+    title = (
+        f"Time by op type (profiler, run {PROFILED_RUN} of a session of its own with the memory pattern off, "
+        "i.e. without page faults, first round; share of kernel time):"
+    )
     lines += ["", title]
     lines += ["", "| DFT | size | " + " | ".join((*ops, "other")) + " |", "|---|---|---|---|---|---|---|"]
     for name, per in data["samples"].items():

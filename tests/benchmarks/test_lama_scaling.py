@@ -4,6 +4,7 @@ the report rendered from measurements in child processes. Timings are not judged
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import onnx
@@ -39,6 +40,28 @@ def test_ort_worker_times_and_profiles(scaling, lama):
     assert sum(out["op_share"].values()) == pytest.approx(1.0)
     assert "precision" not in out
     assert not list(lama.parent.glob("*.prof*")), "the profile file is left behind"
+
+
+def test_op_share_is_the_last_runs(scaling, tmp_path):
+    """Kernel times of earlier runs (a first run's page faults) must not count: ONNX Runtime's profile
+    format, two runs, only the second's kernels in the shares."""
+
+    def kernel(op: str, ts: int, dur: int) -> dict:
+        return {"cat": "Node", "name": f"n{ts}_kernel_time", "ts": ts, "dur": dur, "args": {"op_name": op}}
+
+    events = [
+        {"cat": "Session", "name": "model_run", "ts": 0, "dur": 1_000},
+        kernel("ConvTranspose", 10, 900),
+        kernel("Conv", 950, 40),
+        {"cat": "Session", "name": "model_run", "ts": 2_000, "dur": 300},
+        kernel("ConvTranspose", 2_010, 100),
+        kernel("Conv", 2_150, 100),
+        kernel("MatMul", 2_250, 50),
+    ]
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(events))
+    assert scaling._op_share(str(path)) == {"ConvTranspose": 0.4, "Conv": 0.4, "MatMul": 0.2}
+    assert not path.exists()
 
 
 @pytest.mark.parametrize("runtime", ["openvino-fp32", "openvino-bf16"])
