@@ -10,7 +10,10 @@ the twiddle factors are folded into the second, a batch of p matrices 2q x 2q ov
 Along W, the last axis, it stays one plain product (W x 2*(W//2+1)): a factored form there needs the
 coarse index contracted first, i.e. two corner turns of the whole tensor per direction, and in ONNX
 Runtime those transposes and the small-K products cost more than they save up to W = 256 (big-LaMa at
-2048 pixels; measured, see benchmarks/reports/cpu-2core/lama-scaling.md). A radix-2 split of W (even widths
+2048 pixels; measured on single Fourier units, prototypes not kept). What W's plain products cost instead
+(big-LaMa, ONNX Runtime, 2 threads, steady-state profile): 0.22 s per megapixel at 512 pixels, 0.71 at 2048,
+against 0.43 and 0.41 for the four factored H products; the whole model's growth is in
+benchmarks/reports/cpu-2core/lama-scaling.md. A radix-2 split of W (even widths
 only: half-length products on x[:W/2] +- x[W/2:], spectrum kept in even-then-odd order, exact) was measured as
 well: a big-LaMa Fourier unit (192 channels) in ONNX Runtime on 2 cores took 13.6 ms instead of 11.0 at 64x64
 and 378-388 ms instead of 360-370 at 256x256; the slices, sums and concatenations cost more than the halved
