@@ -46,6 +46,30 @@ SIZES = (512, 1024, 2048)
 PROFILED_RUN = 3
 
 
+def common_arguments(p: argparse.ArgumentParser, runs: str, runs_help: str) -> None:
+    """The options this script shares with ``lama_op_growth.py``."""
+    p.add_argument("--out", type=Path, default=Path("benchmarks/reports/cpu-2core"))
+    p.add_argument("--work", type=Path, default=Path("/tmp/lama-scaling"), help="where the ONNX files go")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--runs", default=runs, type=parse_runs, help=runs_help)
+
+
+def parse_runs(text: str) -> dict[int, int]:
+    """``"512:3,2048:1"`` -> {512: 3, 2048: 1}."""
+    return {int(k): int(v) for k, v in (x.split(":") for x in text.split(","))}
+
+
+def graphs(work: Path) -> dict[str, Path]:
+    """Each variant's ONNX file in ``work``, exported where missing."""
+    work.mkdir(parents=True, exist_ok=True)
+    paths = {name: work / f"lama.{impl or 'no-dft'}.onnx" for name, impl in VARIANTS.items()}
+    for name, path in paths.items():
+        if not path.is_file():
+            print(f"exporting {path}", file=sys.stderr, flush=True)
+            export(VARIANTS[name], path)
+    return paths
+
+
 def export(impl: str | None, path: Path) -> None:
     from trt_inpaint.export import spec as S
     from trt_inpaint.export.onnx import export_onnx
@@ -153,16 +177,28 @@ def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort",
     return out
 
 
+def model_runs(events: list[dict]) -> list[dict]:
+    """The ``model_run`` events of an ONNX Runtime profile (one per ``run``), in order."""
+    return [e for e in events if e.get("name") == "model_run"]
+
+
+def kernel_time(events: list[dict], runs: list[dict]) -> dict[str, float]:
+    """Kernel microseconds by op type (ONNX Runtime's names, after its optimisations) inside the windows of
+    ``runs`` (``model_run`` events of the same profile), summed over them."""
+    windows = [(r["ts"], r["ts"] + r["dur"]) for r in runs]
+    by: dict[str, float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            if any(start <= e["ts"] <= end for start, end in windows):
+                by[e["args"]["op_name"]] = by.get(e["args"]["op_name"], 0.0) + e["dur"]
+    return by
+
+
 def _op_share(profile_file: str) -> dict[str, float]:
     """Kernel time by op type in the profile's last run, as shares of their sum; the file is removed."""
     events = json.loads(Path(profile_file).read_text())
     Path(profile_file).unlink()
-    last = [e for e in events if e.get("name") == "model_run"][-1]
-    start, end = last["ts"], last["ts"] + last["dur"]
-    by: dict[str, float] = {}
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and start <= e["ts"] <= end:
-            by[e["args"]["op_name"]] = by.get(e["args"]["op_name"], 0.0) + e["dur"]
+    by = kernel_time(events, model_runs(events)[-1:])
     total = sum(by.values()) or 1.0
     return {k: v / total for k, v in sorted(by.items(), key=lambda kv: -kv[1])}
 
@@ -308,10 +344,7 @@ def render(data: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=Path("benchmarks/reports/cpu-2core"))
-    p.add_argument("--work", type=Path, default=Path("/tmp/lama-scaling"), help="where the ONNX files go")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--runs", default="512:3,1024:2,2048:1", help="timed runs per child, by size")
+    common_arguments(p, "512:3,1024:2,2048:1", "timed runs per child, by size")
     p.add_argument("--runtime", choices=list(RUNTIMES), default="ort")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs after the first, per child")
     p.add_argument("--worker", nargs=3, metavar=("ONNX", "SIZE", "RUNS"), help=argparse.SUPPRESS)
@@ -324,17 +357,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return 0
-    runs = {int(k): int(v) for k, v in (x.split(":") for x in a.runs.split(","))}
-    a.work.mkdir(parents=True, exist_ok=True)
-    paths = {name: a.work / f"lama.{impl or 'no-dft'}.onnx" for name, impl in VARIANTS.items()}
-    for name, path in paths.items():
-        if not path.is_file():
-            print(f"exporting {path}", file=sys.stderr, flush=True)
-            export(VARIANTS[name], path)
+    paths = graphs(a.work)
     data = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
     data["runtime"], data["warmup"] = a.runtime, a.warmup
     data["flops"] = {name: {str(s): v for s, v in flops(path).items()} for name, path in paths.items()}
-    samples = measure(paths, runs, a.rounds, a.runtime, a.warmup)
+    samples = measure(paths, a.runs, a.rounds, a.runtime, a.warmup)
     data["samples"] = {n: {str(s): v for s, v in per.items()} for n, per in samples.items()}
     loads = [x for per in samples.values() for s in per.values() for x in s["load"]]
     data["load_min"], data["load_max"] = min(loads), max(loads)
