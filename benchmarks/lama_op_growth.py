@@ -43,22 +43,15 @@ def worker(path: str, runs: dict[int, int], rounds: int, warmup: int) -> dict:
     counted runs only, and the unprofiled runs' wall and CPU seconds per megapixel; the profiles are removed.
     """
     import numpy as np
-    import onnxruntime as ort
 
     rng = np.random.default_rng(0)
-    sessions = {}
-    for size in runs:
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.intra_op_num_threads = os.cpu_count() or 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.enable_profiling = True
-        so.profile_file_prefix = str(Path(path).with_suffix(f".growth{size}"))
-        feeds = {
-            "image": rng.random((1, 3, size, size), dtype=np.float32),
-            "mask": (rng.random((1, 1, size, size)) < 0.2).astype(np.float32),
-        }
-        sessions[size] = (ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]), feeds)
+    sessions = {
+        size: (
+            lama_scaling.ort_session(path, Path(path).with_suffix(f".growth{size}")),
+            lama_scaling.inputs(size, rng),
+        )
+        for size in runs
+    }
     for sess, feeds in sessions.values():
         for _ in range(1 + warmup):
             sess.run(None, feeds)
@@ -111,10 +104,6 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs)
 
 
-def _median(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
 def render(data: dict) -> str:
     m = data["machine"]
     lo, hi = str(data["sizes"][0]), str(data["sizes"][-1])
@@ -146,8 +135,9 @@ def render(data: dict) -> str:
         rows.append(("other", sum(a.get(k, 0.0) for k in rest), sum(b.get(k, 0.0) for k in rest)))
         rows.append(("**all kernels**", sum(a.values()), sum(b.values())))
         rows.append(("**profiled run**", _mean(per[lo]["run_s_per_mp"]), _mean(per[hi]["run_s_per_mp"])))
+        med = statistics.median
         for what, key in (("wall", "unprofiled_wall_s_per_mp"), ("CPU", "unprofiled_cpu_s_per_mp")):
-            rows.append((f"**unprofiled run, {what}**", _median(per[lo][key]), _median(per[hi][key])))
+            rows.append((f"**unprofiled run, {what}**", med(per[lo][key]), med(per[hi][key])))
         for op, x, y in rows:
             ratio = f"{y / x:.3f}" if x > 0 else "-"
             lines.append(f"| {name} | {op} | {x:.3f} | {y:.3f} | {y - x:+.3f} | {ratio} |")
@@ -161,15 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3, help="uncounted runs after the first, per size")
     p.add_argument("--worker", metavar="ONNX", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    runs = a.runs
     if a.worker:
-        print(json.dumps(worker(a.worker, runs, a.rounds, a.warmup)))
+        print(json.dumps(worker(a.worker, a.runs, a.rounds, a.warmup)))
         return 0
     paths = lama_scaling.graphs(a.work)
     data = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-    data["machine"], data["sizes"] = lama_scaling.machine(), sorted(runs)
-    data["runs"], data["rounds"], data["warmup"] = {str(s): n for s, n in runs.items()}, a.rounds, a.warmup
-    data["samples"] = measure(paths, runs, a.rounds, a.warmup)
+    data["machine"], data["sizes"] = lama_scaling.machine(), sorted(a.runs)
+    data["runs"], data["rounds"], data["warmup"] = {str(s): n for s, n in a.runs.items()}, a.rounds, a.warmup
+    data["samples"] = measure(paths, a.runs, a.rounds, a.warmup)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "lama-op-growth.json").write_text(json.dumps(data, indent=1))
     (a.out / "lama-op-growth.md").write_text(render(data))

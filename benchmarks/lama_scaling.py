@@ -121,6 +121,32 @@ def _openvino(path: str, runtime: str):
     return SimpleNamespace(run=lambda _names, feeds: runner.run(feeds), precision=runner.compiled_precision)
 
 
+def ort_session(path: str, profile_prefix: Path | None = None, mem_pattern: bool = True):
+    """An ONNX Runtime CPU session as timed here: all cores, intra-op spinning off (so CPU seconds are work,
+    not waiting); profiled into ``profile_prefix``_<date>.json where given."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.intra_op_num_threads = os.cpu_count() or 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.enable_mem_pattern = mem_pattern
+    if profile_prefix is not None:
+        so.enable_profiling = True
+        so.profile_file_prefix = str(profile_prefix)
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def inputs(size: int, rng) -> dict:
+    """LaMa's feeds at ``size`` x ``size``: a random image and a random mask with about 20% holes."""
+    import numpy as np
+
+    return {
+        "image": rng.random((1, 3, size, size), dtype=np.float32),
+        "mask": (rng.random((1, 1, size, size)) < 0.2).astype(np.float32),
+    }
+
+
 def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort", warmup: int = 1) -> dict:
     """Runs in the child: one session, a first run, ``warmup`` untimed runs, then ``runs`` timed runs. The
     warm-up matters at large sizes: ONNX Runtime's first runs at a new size still grow its memory (measured
@@ -133,32 +159,16 @@ def worker(path: str, size: int, runs: int, profile: bool, runtime: str = "ort",
     the faults at 2048, e.g. ConvTranspose at 22% of it instead of about 11%), in a session of its own since
     the profiler slows every run it records (by about 4% at 512)."""
     import numpy as np
-    import onnxruntime as ort
 
-    def session(prof: bool):
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.intra_op_num_threads = os.cpu_count() or 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if prof:
-            so.enable_profiling = True
-            so.enable_mem_pattern = False
-            so.profile_file_prefix = str(Path(path).with_suffix(f".{size}.prof"))
-        return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-
-    rng = np.random.default_rng(0)
-    feeds = {
-        "image": rng.random((1, 3, size, size), dtype=np.float32),
-        "mask": (rng.random((1, 1, size, size)) < 0.2).astype(np.float32),
-    }
+    feeds = inputs(size, np.random.default_rng(0))
     share = None
     if profile and runtime == "ort":
-        prof = session(True)
+        prof = ort_session(path, Path(path).with_suffix(f".{size}.prof"), mem_pattern=False)
         for _ in range(PROFILED_RUN):
             prof.run(None, feeds)
         share = _op_share(prof.end_profiling())
         del prof
-    sess = session(False) if runtime == "ort" else _openvino(path, runtime)
+    sess = ort_session(path) if runtime == "ort" else _openvino(path, runtime)
     t0 = time.perf_counter()
     sess.run(None, feeds)
     out = {"first_s": time.perf_counter() - t0, "wall_s": [], "cpu_s": [], "load": [os.getloadavg()[0]]}

@@ -11,6 +11,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from tests.benchmarks.profiles import kernel_event, run_event
 from tests.benchmarks.scripts import load_script
 from tests.standins import standin_model
 from trt_inpaint.export.spec import Stage
@@ -70,17 +71,14 @@ def test_report(growth, measured):
 def test_kernel_time_sums_only_the_given_runs(growth, tmp_path):
     scaling = load_script("lama_scaling")
 
-    def kernel(op: str, ts: int, dur: int) -> dict:
-        return {"cat": "Node", "name": f"n{ts}_kernel_time", "ts": ts, "dur": dur, "args": {"op_name": op}}
-
     events = [
-        {"cat": "Session", "name": "model_run", "ts": 0, "dur": 1_000},
-        kernel("Pad", 10, 900),
-        {"cat": "Session", "name": "model_run", "ts": 2_000, "dur": 300},
-        kernel("Pad", 2_010, 100),
-        kernel("Conv", 2_150, 100),
-        {"cat": "Session", "name": "model_run", "ts": 3_000, "dur": 300},
-        kernel("Pad", 3_010, 50),
+        run_event(0, 1_000),
+        kernel_event("Pad", 10, 900),
+        run_event(2_000, 300),
+        kernel_event("Pad", 2_010, 100),
+        kernel_event("Conv", 2_150, 100),
+        run_event(3_000, 300),
+        kernel_event("Pad", 3_010, 50),
         {"cat": "Node", "name": "n3100_fence_before", "ts": 3_100, "dur": 7, "args": {"op_name": "Conv"}},
     ]
     runs = scaling.model_runs(events)

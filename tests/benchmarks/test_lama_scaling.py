@@ -10,6 +10,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from tests.benchmarks.profiles import kernel_event, run_event
 from tests.benchmarks.scripts import load_script
 from tests.cpu_facts import native_bf16_here
 from tests.standins import standin_model
@@ -46,17 +47,14 @@ def test_op_share_is_the_last_runs(scaling, tmp_path):
     """Kernel times of earlier runs (a first run's page faults) must not count: ONNX Runtime's profile
     format, two runs, only the second's kernels in the shares."""
 
-    def kernel(op: str, ts: int, dur: int) -> dict:
-        return {"cat": "Node", "name": f"n{ts}_kernel_time", "ts": ts, "dur": dur, "args": {"op_name": op}}
-
     events = [
-        {"cat": "Session", "name": "model_run", "ts": 0, "dur": 1_000},
-        kernel("ConvTranspose", 10, 900),
-        kernel("Conv", 950, 40),
-        {"cat": "Session", "name": "model_run", "ts": 2_000, "dur": 300},
-        kernel("ConvTranspose", 2_010, 100),
-        kernel("Conv", 2_150, 100),
-        kernel("MatMul", 2_250, 50),
+        run_event(0, 1_000),
+        kernel_event("ConvTranspose", 10, 900),
+        kernel_event("Conv", 950, 40),
+        run_event(2_000, 300),
+        kernel_event("ConvTranspose", 2_010, 100),
+        kernel_event("Conv", 2_150, 100),
+        kernel_event("MatMul", 2_250, 50),
     ]
     path = tmp_path / "run.json"
     path.write_text(json.dumps(events))
