@@ -20,7 +20,6 @@ Uses (and, where missing, exports into) ``--work`` the graphs ``lama_scaling.py`
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import statistics
@@ -155,14 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(a.worker, a.runs, a.rounds, a.warmup)))
         return 0
     paths = lama_scaling.graphs(a.work)
-    data = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-    data["machine"], data["sizes"] = lama_scaling.machine(), sorted(a.runs)
+    data = lama_scaling.header()
+    data["sizes"] = sorted(a.runs)
     data["runs"], data["rounds"], data["warmup"] = {str(s): n for s, n in a.runs.items()}, a.rounds, a.warmup
     data["samples"] = measure(paths, a.runs, a.rounds, a.warmup)
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "lama-op-growth.json").write_text(json.dumps(data, indent=1))
-    (a.out / "lama-op-growth.md").write_text(render(data))
-    print(render(data))
+    lama_scaling.write_report(a.out, "lama-op-growth", data, render)
     return 0
 
 

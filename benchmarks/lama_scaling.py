@@ -255,6 +255,19 @@ def machine() -> dict:
     return out
 
 
+def header() -> dict:
+    """What every report of these scripts starts its JSON with: when (UTC, to the minute) and on what."""
+    return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
+
+
+def write_report(out: Path, stem: str, data: dict, render) -> None:
+    """``stem``.json (``data``) and ``stem``.md (``render(data)``) into ``out``; the Markdown also printed."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(data, indent=1))
+    (out / f"{stem}.md").write_text(render(data))
+    print(render(data))
+
+
 def _med(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -368,18 +381,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     paths = graphs(a.work)
-    data = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
+    data = header()
     data["runtime"], data["warmup"] = a.runtime, a.warmup
     data["flops"] = {name: {str(s): v for s, v in flops(path).items()} for name, path in paths.items()}
     samples = measure(paths, a.runs, a.rounds, a.runtime, a.warmup)
     data["samples"] = {n: {str(s): v for s, v in per.items()} for n, per in samples.items()}
     loads = [x for per in samples.values() for s in per.values() for x in s["load"]]
     data["load_min"], data["load_max"] = min(loads), max(loads)
-    a.out.mkdir(parents=True, exist_ok=True)
-    stem = "lama-scaling" + ("" if a.runtime == "ort" else f"-{a.runtime}")
-    (a.out / f"{stem}.json").write_text(json.dumps(data, indent=1))
-    (a.out / f"{stem}.md").write_text(render(data))
-    print(render(data))
+    write_report(a.out, "lama-scaling" + ("" if a.runtime == "ort" else f"-{a.runtime}"), data, render)
     return 0
 
 
