@@ -31,8 +31,12 @@ def test_ffc_shape_is_big_lamas(pad):
 
 
 def test_measure_and_report(pad, tmp_path):
-    ms = pad.measure(16, SIDES, THREADS, rounds=2, runs=3)
+    measured = pad.measure(16, SIDES, THREADS, rounds=2, runs=3)
+    ms = measured["ms"]
     assert set(ms) == set(pad.CASES)
+    for side in SIDES:  # float32 in and out
+        assert measured["bytes"]["Pad, reflect"][str(side)] == 4 * 16 * (side * side + (side + 2) ** 2)
+        assert measured["bytes"]["Add of 0 (a copy)"][str(side)] == 4 * 16 * 2 * side * side
     for per in ms.values():
         for side in SIDES:
             for n in THREADS:
@@ -40,7 +44,7 @@ def test_measure_and_report(pad, tmp_path):
                 assert len(times) == 2 * 3 and min(times) > 0
     lama_scaling = load_script("lama_scaling")
     data = {"date": "now", "machine": lama_scaling.machine(), "sizes": [64, 128], "sides": list(SIDES)}
-    data.update(channels=16, rounds=2, runs=3, ms=ms)
+    data.update(channels=16, rounds=2, runs=3, **measured)
     lama_scaling.write_report(tmp_path, "ort-pad", data, pad.render)
     text = (tmp_path / "ort-pad.md").read_text()
     assert text == pad.render(json.loads((tmp_path / "ort-pad.json").read_text()))  # re-renders from its JSON
