@@ -14,7 +14,7 @@ ratios understate the growth; the unprofiled rows are the ratios a user sees.
 
     PYTHONPATH=. python benchmarks/lama_op_growth.py --out benchmarks/reports/cpu-2core [--work DIR]
 
-Uses (and, where missing, exports into) ``--work`` the graphs ``lama_scaling.py`` uses; about 25 minutes on
+Uses (and, where missing, exports into) ``--work`` the graphs ``lama_scaling.py`` uses; about 27 minutes on
 2 cores. Writes lama-op-growth.json and lama-op-growth.md into --out."""
 
 from __future__ import annotations

@@ -121,20 +121,26 @@ def _openvino(path: str, runtime: str):
     return SimpleNamespace(run=lambda _names, feeds: runner.run(feeds), precision=runner.compiled_precision)
 
 
-def ort_session(path: str, profile_prefix: Path | None = None, mem_pattern: bool = True):
-    """An ONNX Runtime CPU session as timed here: all cores, intra-op spinning off (so CPU seconds are work,
-    not waiting); profiled into ``profile_prefix``_<date>.json where given."""
+def ort_session(
+    model: str | bytes,
+    profile_prefix: Path | None = None,
+    mem_pattern: bool = True,
+    threads: int | None = None,
+):
+    """An ONNX Runtime CPU session (of a file, or a serialized model) as timed here: ``threads`` intra-op
+    threads (default all cores), spinning off (so CPU seconds are work, not waiting); profiled into
+    ``profile_prefix``_<date>.json where given."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    so.intra_op_num_threads = os.cpu_count() or 1
+    so.intra_op_num_threads = threads or os.cpu_count() or 1
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.enable_mem_pattern = mem_pattern
     if profile_prefix is not None:
         so.enable_profiling = True
         so.profile_file_prefix = str(profile_prefix)
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
 def inputs(size: int, rng) -> dict:
@@ -262,10 +268,11 @@ def header() -> dict:
 
 def write_report(out: Path, stem: str, data: dict, render) -> None:
     """``stem``.json (``data``) and ``stem``.md (``render(data)``) into ``out``; the Markdown also printed."""
+    text = render(data)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps(data, indent=1))
-    (out / f"{stem}.md").write_text(render(data))
-    print(render(data))
+    (out / f"{stem}.md").write_text(text)
+    print(text)
 
 
 def _med(xs: list[float]) -> float:

@@ -65,14 +65,8 @@ def graph(op: str, attrs: dict) -> bytes:
 def bound(case: str, threads: int, x: np.ndarray):
     """A session of ``case`` with ``threads`` intra-op threads (spinning off), its input and its output
     bound; returns (session, binding, output array). Raises AssertionError if the output is not numpy's."""
-    import onnxruntime as ort
-
     op, attrs, expect = CASES[case]
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.intra_op_num_threads = threads
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(graph(op, attrs), so, providers=["CPUExecutionProvider"])
+    sess = lama_scaling.ort_session(graph(op, attrs), threads=threads)
     want = expect(x)
     y = np.empty_like(want)
     binding = sess.io_binding()
